@@ -1,0 +1,89 @@
+"""What a person does to a sweep: stop, cancel, pause, resume, kill a trial, rerun trials.
+
+Each works with or without a planner running: the state change is in Redis, queued RQ jobs are
+cancelled here, and running trials are reached through their stop request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sweepq import jobs
+from sweepq.errors import SweepqError
+from sweepq.store import Store
+
+__all__ = ["cancel", "kill_trial", "pause", "rerun", "resume", "stop"]
+
+
+def stop(store: Store, sweep_id: str) -> int:
+    """No new trials; queued ones are cancelled, running ones finish. Returns cancelled count."""
+    _move(store, sweep_id, "stopped", ["running", "paused"], "stopped by user")
+    return _cancel_queued(store, sweep_id)
+
+
+def cancel(store: Store, sweep_id: str) -> tuple[int, int]:
+    """Queued trials cancelled, running ones killed. Returns (cancelled, killed)."""
+    _move(store, sweep_id, "cancelled", ["running", "paused", "stopped"], "cancelled by user")
+    cancelled = _cancel_queued(store, sweep_id)
+    killed = 0
+    for number in store.running_numbers(sweep_id):
+        if store.request_stop(sweep_id, number, kind="kill", reason="sweep cancelled") == "signalled":
+            killed += 1
+    return cancelled, killed
+
+
+def pause(store: Store, sweep_id: str) -> None:
+    """No new trial starts; queued trials wait (their jobs are skipped and re-enqueued on resume)."""
+    _move(store, sweep_id, "paused", ["running"], "paused by user")
+
+
+def resume(store: Store, sweep_id: str) -> None:
+    _move(store, sweep_id, "running", ["paused", "stopped"], "resumed by user")
+
+
+def kill_trial(store: Store, sweep_id: str, number: int) -> str:
+    """Stop one trial: a running one ends `killed`, a queued one `cancelled`."""
+    trial = store.trial(sweep_id, number)
+    result = store.request_stop(sweep_id, number, kind="kill", reason="killed by user")
+    if result == "cancelled":
+        jobs.cancel_job(store.r, trial.job_id)
+    return result
+
+
+def rerun(store: Store, sweep_id: str, numbers: Iterable[int] = (), *, failed: bool = False) -> list[int]:
+    """Run trials again with the same parameters (W&B never reruns a failed grid point)."""
+    sweep = store.sweep(sweep_id)
+    chosen = set(numbers)
+    if failed:
+        chosen |= {t.number for t in store.trials(sweep_id)
+                   if t.state in ("failed", "crashed", "killed")}
+    if not chosen:
+        raise SweepqError("nothing to rerun: name trials or pass --failed")
+    if sweep.state in ("finished", "stopped", "cancelled"):
+        store.set_sweep_state(sweep_id, "running", allowed=[sweep.state], reason="resumed: rerun")
+    queued = []
+    for number in sorted(chosen):
+        if store.rerun(sweep_id, number) == "queued":
+            jobs.enqueue_trial(store.r, queue=sweep.queue, trial=store.trial(sweep_id, number),
+                               time_limit=float(sweep.settings["time_limit"]),
+                               grace=float(sweep.settings["grace"]))
+            queued.append(number)
+    return queued
+
+
+def _move(store: Store, sweep_id: str, state: str, allowed: list[str], reason: str) -> None:
+    current = store.sweep(sweep_id).state
+    if current == state:
+        return
+    if store.set_sweep_state(sweep_id, state, allowed=allowed, reason=reason) != "ok":
+        raise SweepqError(f"sweep {sweep_id} is {current}; cannot move it to {state}")
+
+
+def _cancel_queued(store: Store, sweep_id: str) -> int:
+    n = 0
+    for number in store.queued_numbers(sweep_id):
+        trial = store.trial(sweep_id, number)
+        if store.request_stop(sweep_id, number, kind="cancel", reason="sweep stopped") == "cancelled":
+            jobs.cancel_job(store.r, trial.job_id)
+            n += 1
+    return n

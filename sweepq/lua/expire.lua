@@ -1,0 +1,21 @@
+-- The reaper: a running attempt whose heartbeat is older than the cutoff lost its worker.
+-- It is queued again as a new attempt while attempts remain, else it ends 'crashed'.
+-- KEYS: prelude's five.
+-- ARGV: attempt, cutoff, max attempts, job id for the new attempt, now
+-- Returns: 'queued' | 'crashed' | 'alive' | 'stale' | 'missing' | current state
+local attempt, cutoff, max_attempts, job_id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local st = fenced(attempt)
+if st ~= 'running' then return st end
+if tonumber(redis.call('HGET', trial, 'heartbeat') or '0') > tonumber(cutoff) then return 'alive' end
+local worker = redis.call('HGET', trial, 'worker') or '?'
+if tonumber(attempt) < tonumber(max_attempts) then
+  redis.call('HSET', trial, 'attempt', tonumber(attempt) + 1, 'job_id', job_id,
+             'reason', 'attempt ' .. attempt .. ' lost its worker ' .. worker)
+  redis.call('HDEL', trial, 'heartbeat', 'stop', 'stop_reason')
+  move('running', 'queued', now)
+  return 'queued'
+end
+redis.call('HSET', trial, 'ended_at', now,
+           'reason', 'worker ' .. worker .. ' lost; ' .. attempt .. ' attempts used')
+move('running', 'crashed', now)
+return 'crashed'

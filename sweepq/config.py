@@ -1,0 +1,495 @@
+"""Sweep config (W&B's language) -> frozen SweepConfig, with every violation and its key path.
+
+A config is checked whole: a person fixing one file should see every problem in one run, each
+located like `parameters.lr.max`, and never a traceback. The rules are W&B's schema
+(`additionalProperties: false` everywhere) plus the checks its engine does in code.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import math
+import numbers
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+from sweepq.errors import ConfigError, PathPart, Violation
+from sweepq.space import Distribution, Path, Space, build, dotted
+
+__all__ = [
+    "DEFAULT_COMMAND",
+    "GOALS",
+    "METHODS",
+    "EarlyTerminate",
+    "Metric",
+    "SweepConfig",
+    "load",
+    "parse",
+]
+
+METHODS = ("grid", "random", "bayes")
+GOALS = ("minimize", "maximize")
+DEFAULT_COMMAND: tuple[str, ...] = ("${env}", "${interpreter}", "${program}", "${args}")
+
+_TEXT_KEYS = ("program", "name", "description", "project", "entity")
+_KEYS = ("method", "metric", "parameters", "early_terminate", "command", "run_cap", *_TEXT_KEYS)
+# W&B keys that change nothing here: accepted with a warning, so W&B files load unchanged.
+_IGNORED = ("apiVersion", "kind", "controller")
+_UNSUPPORTED = {
+    "metrics": "multi-objective sweeps (W&B's method: custom) are not supported",
+    "scheduler": "custom schedulers (W&B's method: custom) are not supported",
+    "job": "W&B Launch jobs are not supported; use program and command",
+    "image_uri": "W&B Launch images are not supported; use program and command",
+}
+_METRIC_KEYS = ("name", "goal", "target", "impute", "impute_while_running")
+_ET_KEYS = {
+    "hyperband": ("type", "min_iter", "max_iter", "s", "eta", "strict"),
+    "asha": ("type", "min_iter", "max_iter", "eta"),
+}
+_ENVVAR = re.compile(r"\$\{envvar:[A-Z0-9_]*\}")
+_MACRO = re.compile(r"\$\{[^}]*\}")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    goal: str = "minimize"
+    target: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "goal": self.goal}
+        if self.target is not None:
+            out["target"] = self.target
+        return out
+
+
+@dataclass(frozen=True)
+class EarlyTerminate:
+    """hyperband (W&B) or asha (our extension); strict only matters for hyperband."""
+
+    type: str
+    min_iter: int | None = None
+    max_iter: int | None = None
+    s: int | None = None
+    eta: float = 3
+    strict: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for key in ("min_iter", "max_iter", "s"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out["eta"] = self.eta
+        if self.type == "hyperband":
+            out["strict"] = self.strict
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepConfig:
+    """A checked sweep. `to_dict()` is what the store keeps; `from_dict` reads it back."""
+
+    method: str
+    metric: Metric | None
+    space: Space
+    early_terminate: EarlyTerminate | None = None
+    command: tuple[str, ...] = DEFAULT_COMMAND
+    program: str | None = None
+    name: str | None = None
+    description: str | None = None
+    project: str | None = None
+    entity: str | None = None
+    run_cap: int | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Normalized and JSON-able: explicit distributions, defaults filled, groups kept."""
+        out: dict[str, Any] = {}
+        if self.program is not None:
+            out["program"] = self.program
+        out["method"] = self.method
+        if self.metric is not None:
+            out["metric"] = self.metric.to_dict()
+        out["parameters"] = self.space.to_dict()
+        if self.early_terminate is not None:
+            out["early_terminate"] = self.early_terminate.to_dict()
+        if self.run_cap is not None:
+            out["run_cap"] = self.run_cap
+        out["command"] = list(self.command)
+        for key in ("name", "description", "project", "entity"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepConfig:
+        return parse(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading files.
+
+
+def _yaml_loader() -> type:
+    """SafeLoader that reads 1e-4 as a float (YAML 1.2; PyYAML alone reads a string) and
+    refuses duplicate keys (PyYAML alone keeps the last one silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    key = (key_node.tag, key_node.value)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
+def _parse_text(text: str, origin: str, *, as_json: bool) -> Any:
+    """Text -> data; a syntax error becomes one violation naming the line and column."""
+    if as_json:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            msg = f"line {err.lineno}, column {err.colno}: {err.msg}"
+            raise ConfigError([Violation((origin,), msg)]) from None
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = err.problem or err.context or "invalid YAML"
+        raise ConfigError([Violation((origin,), f"{where}{problem}")]) from None
+    except yaml.YAMLError as err:
+        raise ConfigError([Violation((origin,), f"invalid YAML: {err}")]) from None
+
+
+def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> SweepConfig:
+    """A .yaml/.yml/.json path, "-" for stdin, or a dict -> SweepConfig; raises ConfigError."""
+    if isinstance(source, Mapping):
+        return parse(source)
+    if str(source) == "-":
+        origin, text = "<stdin>", sys.stdin.read()
+        as_json = text.lstrip().startswith("{")
+    else:
+        origin = str(source)
+        try:
+            text = FsPath(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise ConfigError([Violation((origin,), f"cannot read: {reason}")]) from None
+        as_json = origin.lower().endswith(".json")
+    data = _parse_text(text, origin, as_json=as_json)
+    if data is None:
+        raise ConfigError([Violation((origin,), "the sweep config is empty")])
+    return parse(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking.
+
+
+def _plain(x: Any) -> Any:
+    """Notebook input as JSON-like data: tuples -> lists, numpy scalars -> int/float."""
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (bool, str)) or x is None:
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return x
+
+
+def _kind(x: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "list"}
+    if x is None:
+        return "null"
+    return "mapping" if isinstance(x, Mapping) else names.get(type(x), type(x).__name__)
+
+
+def _got(x: Any) -> str:
+    text = repr(x) if len(repr(x)) <= 40 else repr(x)[:37] + "..."
+    return "got null" if x is None else f"got {_kind(x)} {text}"
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _one_of(value: Any, choices: tuple[str, ...]) -> str:
+    shown = f"'{value}'" if isinstance(value, str) else repr(value)
+    return f"{shown} is not one of {', '.join(choices)}"
+
+
+class _Checker:
+    """Collects every violation and warning of one config."""
+
+    def __init__(self) -> None:
+        self.problems: list[Violation] = []
+        self.warnings: list[str] = []
+        self.leaves: list[tuple[Path, Distribution, tuple[PathPart, ...]]] = []
+
+    def bad(self, path: tuple[PathPart, ...], message: str) -> None:
+        self.problems.append(Violation(path, message))
+
+    def unknown_keys(self, data: Mapping[str, Any], allowed: tuple[str, ...],
+                     path: tuple[PathPart, ...]) -> None:
+        for key in data:
+            if key in allowed:
+                continue
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(allowed)}"
+            self.bad((*path, key), f"unknown key ({hint})")
+
+    def integer(self, data: Mapping[str, Any], key: str, path: tuple[PathPart, ...],
+                minimum: int) -> int | None:
+        if key not in data:
+            return None
+        value = data[key]
+        if not _is_int(value):
+            self.bad((*path, key), f"must be an integer ({_got(value)})")
+        elif value < minimum:
+            self.bad((*path, key), f"must be at least {minimum} (got {value})")
+        else:
+            return int(value)
+        return None
+
+    def text(self, data: Mapping[str, Any], key: str, path: tuple[PathPart, ...]) -> str | None:
+        if key not in data:
+            return None
+        value = data[key]
+        if not isinstance(value, str):
+            self.bad((*path, key), f"must be a string ({_got(value)})")
+            return None
+        return value
+
+    # -- sections ------------------------------------------------------------------------------
+
+    def top_level(self, data: Mapping[str, Any]) -> None:
+        for key in data:
+            if key in _IGNORED:
+                self.warnings.append(f"{key}: W&B-only key, ignored")
+            elif key in _UNSUPPORTED:
+                self.bad((key,), _UNSUPPORTED[key])
+        allowed = (*_KEYS, *_IGNORED, *_UNSUPPORTED)
+        self.unknown_keys({k: v for k, v in data.items() if k not in allowed}, _KEYS, ())
+
+    def method(self, data: Mapping[str, Any]) -> str:
+        if "method" not in data:
+            self.bad(("method",), f"required: one of {', '.join(METHODS)}")
+            return ""
+        value = data["method"]
+        if value not in METHODS:
+            self.bad(("method",), _one_of(value, METHODS))
+            return ""
+        return str(value)
+
+    def metric(self, data: Mapping[str, Any]) -> Metric | None:
+        if "metric" not in data:
+            return None
+        spec, path = data["metric"], ("metric",)
+        if not isinstance(spec, Mapping):
+            self.bad(path, f"must be a mapping with name and goal ({_got(spec)})")
+            return None
+        self.unknown_keys(spec, _METRIC_KEYS, path)
+        name = self.text(spec, "name", path)
+        if "name" not in spec:
+            self.bad((*path, "name"), "required")
+        elif name == "":
+            self.bad((*path, "name"), "must not be empty")
+        goal = spec.get("goal", "minimize")
+        if goal not in GOALS:
+            self.bad((*path, "goal"), _one_of(goal, GOALS))
+        target = spec.get("target")
+        if target is not None and not _is_number(target):
+            self.bad((*path, "target"), f"must be a number ({_got(target)})")
+        self._impute(spec, path)
+        if not name or goal not in GOALS or (target is not None and not _is_number(target)):
+            return None
+        return Metric(name=name, goal=str(goal), target=target)
+
+    def _impute(self, spec: Mapping[str, Any], path: tuple[PathPart, ...]) -> None:
+        """W&B's bayes imputation knobs: checked, then ignored (failed trials count as worst)."""
+        for key, choices, default in (
+            ("impute", ("latest", "best", "worst"), "worst"),
+            ("impute_while_running", ("latest", "best", "worst", "false"), "false"),
+        ):
+            if key not in spec:
+                continue
+            if spec[key] not in choices:
+                self.bad((*path, key), _one_of(spec[key], choices))
+            elif spec[key] != default:
+                self.warnings.append(f"metric.{key}: ignored; sweepq uses {default}")
+
+    def early_terminate(self, data: Mapping[str, Any]) -> EarlyTerminate | None:
+        if "early_terminate" not in data:
+            return None
+        spec, path = data["early_terminate"], ("early_terminate",)
+        if not isinstance(spec, Mapping):
+            self.bad(path, f"must be a mapping with type: hyperband ({_got(spec)})")
+            return None
+        kind = spec.get("type")
+        if not isinstance(kind, str) or kind not in _ET_KEYS:
+            msg = "required: hyperband or asha" if "type" not in spec else _one_of(kind, ("hyperband", "asha"))
+            self.bad((*path, "type"), msg)
+            return None
+        before = len(self.problems)
+        self.unknown_keys(spec, _ET_KEYS[kind], path)
+        min_iter = self.integer(spec, "min_iter", path, 1)
+        max_iter = self.integer(spec, "max_iter", path, 1)
+        s = self.integer(spec, "s", path, 1)
+        eta = spec.get("eta", 3)
+        if not _is_number(eta):
+            self.bad((*path, "eta"), f"must be a number ({_got(eta)})")
+        elif eta <= 1:
+            self.bad((*path, "eta"), f"must be greater than 1 (got {eta})")
+        strict = spec.get("strict", True)
+        if not isinstance(strict, bool):
+            self.bad((*path, "strict"), f"must be true or false ({_got(strict)})")
+        if len(self.problems) > before:
+            return None
+        rule = EarlyTerminate(type=kind, min_iter=min_iter, max_iter=max_iter, s=s, eta=eta,
+                              strict=strict)
+        return rule if self._et_bounds(rule, spec, path) else None
+
+    def _et_bounds(self, rule: EarlyTerminate, spec: Mapping[str, Any],
+                   path: tuple[PathPart, ...]) -> bool:
+        before = len(self.problems)
+        if rule.type == "asha":
+            if rule.min_iter is not None and rule.max_iter is not None and rule.max_iter <= rule.min_iter:
+                self.bad((*path, "max_iter"), f"must be greater than min_iter ({rule.max_iter} <= {rule.min_iter})")
+            return len(self.problems) == before
+        if "max_iter" in spec and "s" not in spec:
+            self.bad((*path, "s"), "required with max_iter (hyperband makes s bands below max_iter)")
+        elif "s" in spec and "max_iter" not in spec:
+            self.bad((*path, "max_iter"), "required with s")
+        elif rule.max_iter is None and rule.min_iter is None:
+            self.bad(path, "hyperband needs min_iter, or max_iter and s")
+        elif rule.max_iter is not None and rule.max_iter / rule.eta < 1:
+            self.bad((*path, "max_iter"),
+                     f"gives no bands: max_iter / eta < 1 ({rule.max_iter} / {rule.eta})")
+        return len(self.problems) == before
+
+    def command(self, data: Mapping[str, Any]) -> tuple[str, ...]:
+        value = data.get("command")
+        if value is None and "command" not in data:
+            return DEFAULT_COMMAND
+        if not isinstance(value, list):
+            self.bad(("command",), f"must be a list of strings ({_got(value)})")
+            return DEFAULT_COMMAND
+        for i, part in enumerate(value):
+            if not isinstance(part, str):
+                self.bad(("command", i), f"must be a string ({_got(part)})")
+            elif not _MACRO.fullmatch(part) and _MACRO.search(_ENVVAR.sub("", part)):
+                self.warnings.append(
+                    f"command.{i}: {part!r}: only an element that is wholly a macro is "
+                    "replaced; this one is passed as written"
+                )
+        # W&B runs its default command when the list is empty.
+        return tuple(value) if value else DEFAULT_COMMAND
+
+    def parameters(self, spec: Any, path: tuple[PathPart, ...], prefix: Path) -> None:
+        if not isinstance(spec, Mapping):
+            self.bad(path, f"must be a mapping of parameter names to specs ({_got(spec)})")
+            return
+        if not spec:
+            self.bad(path, "must name at least one parameter")
+        for name, pspec in spec.items():
+            where = (*path, name)
+            if not Space.valid_name(name):
+                self.bad(where, f"invalid parameter name {name!r}: must match "
+                                "^[A-Za-z_][A-Za-z0-9_.-]*$")
+                continue
+            if isinstance(pspec, Mapping) and "parameters" in pspec:
+                for key in pspec:
+                    if key != "parameters":
+                        self.bad((*where, key), "a nested group holds only `parameters`")
+                self.parameters(pspec["parameters"], (*where, "parameters"), (*prefix, name))
+                continue
+            try:
+                dist = build(pspec, path=where)
+            except ConfigError as err:
+                self.problems.extend(err.violations)
+                continue
+            self.leaves.append(((*prefix, name), dist, where))
+            if dist.deprecated_by:
+                self.warnings.append(
+                    f"{dotted(tuple(map(str, where)))}: {dist.name} reads min/max as natural-log "
+                    f"exponents (deprecated); use {dist.deprecated_by} to give the values"
+                )
+
+    def grid(self) -> None:
+        for _, dist, where in self.leaves:
+            if dist.name == "categorical_w_probabilities":
+                self.bad((*where, "probabilities"), "cannot be used with method: grid")
+            elif not dist.grid_ok:
+                self.bad(where, f"{dist.name} cannot be used with method: grid (grid takes "
+                                "values, value, int_uniform or q_uniform)")
+
+
+def parse(data: Mapping[str, Any]) -> SweepConfig:
+    """Check a whole config; ConfigError carries every violation, each with its key path."""
+    if not isinstance(data, Mapping):
+        raise ConfigError([Violation((), f"a sweep config must be a mapping ({_got(data)})")])
+    raw = copy.deepcopy(dict(data))
+    data = _plain(data)
+    c = _Checker()
+    c.top_level(data)
+    method = c.method(data)
+    metric = c.metric(data)
+    rule = c.early_terminate(data)
+    command = c.command(data)
+    texts = {key: c.text(data, key, ()) for key in _TEXT_KEYS}
+    run_cap = c.integer(data, "run_cap", (), 1)
+    if "parameters" not in data:
+        c.bad(("parameters",), "required: at least one parameter")
+    else:
+        c.parameters(data["parameters"], ("parameters",), ())
+    if method == "grid":
+        c.grid()
+    if "metric" not in data and method == "bayes":
+        c.bad(("metric",), "required when method is bayes")
+    if "metric" not in data and "early_terminate" in data:
+        c.bad(("metric",), "required by early_terminate")
+    if c.problems:
+        raise ConfigError(c.problems)
+    return SweepConfig(
+        method=method,
+        metric=metric,
+        space=Space(tuple((path, dist) for path, dist, _ in c.leaves)),
+        early_terminate=rule,
+        command=command,
+        run_cap=run_cap,
+        warnings=tuple(c.warnings),
+        raw=raw,
+        **texts,
+    )

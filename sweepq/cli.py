@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -67,6 +67,215 @@ def preview(
             typer.echo(json.dumps(item))
     except SweepqError as err:
         raise _fail(err) from None
+
+
+RedisOpt = Annotated[Optional[str], typer.Option("--redis", help="Redis URL (else SWEEPQ_REDIS_URL, else the embedded server)")]  # noqa: UP045
+SweepArg = Annotated[str, typer.Argument(help="sweep id")]
+
+
+def _store(url: str | None) -> Any:
+    from sweepq.server import connect
+    from sweepq.store import Store
+
+    return Store(connect(url))
+
+
+def _guard(fn: Any) -> Any:
+    """SweepqError in a command becomes one line on stderr and exit 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SweepqError as err:
+            raise _fail(err) from None
+
+    return wrapper
+
+
+@app.command()
+@_guard
+def plan(
+    path: Annotated[Optional[str], typer.Argument(help="sweep.yaml (omit with --resume)")] = None,  # noqa: UP045
+    redis_url: RedisOpt = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="local rq workers to start (default 1 embedded, 0 with a URL)")] = None,  # noqa: UP045
+    count: Annotated[Optional[int], typer.Option("--count", help="run at most this many trials")] = None,  # noqa: UP045
+    detach: Annotated[bool, typer.Option("--detach", help="print the sweep id and plan in the background")] = False,
+    queue: Annotated[str, typer.Option("--queue", help="RQ queue name")] = "sweepq",
+    resume: Annotated[Optional[str], typer.Option("--resume", help="continue planning this sweep")] = None,  # noqa: UP045
+    seed: Annotated[Optional[int], typer.Option("--seed", help="sampler seed")] = None,  # noqa: UP045
+    heartbeat_timeout: Annotated[float, typer.Option("--heartbeat-timeout", help="seconds before a silent worker is taken for dead")] = 60.0,
+    grace: Annotated[float, typer.Option("--grace", help="seconds between SIGTERM and SIGKILL when stopping a trial")] = 10.0,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="per-trial time limit in seconds (0 = none)")] = 0.0,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", help="attempts per trial when workers die")] = 3,
+    algorithm: Annotated[str, typer.Option("--algorithm", help="bayes sampler: auto, tpe or gp")] = "auto",
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="do not run the pruner here")] = False,
+) -> None:
+    """Create the sweep (or resume one) and plan it to the end with local workers and pruner."""
+    from sweepq import launch as planmod
+
+    if (path is None) == (resume is None):
+        raise SweepqError("give a sweep config path, or --resume SWEEP_ID")
+    opts = planmod.PlanOptions(
+        redis=redis_url, workers=workers, count=count, queue=queue, seed=seed,
+        heartbeat_timeout=heartbeat_timeout, grace=grace, time_limit=time_limit,
+        max_attempts=max_attempts, algorithm=algorithm, prune=not no_prune,
+    )
+    sweep_id, url = planmod.create(path, resume=resume, opts=opts)
+    typer.echo(sweep_id)
+    sys.stdout.flush()
+    if detach:
+        planmod.detach(sweep_id, url=url, opts=opts)
+        return
+    final = planmod.run(sweep_id, url=url, opts=opts)
+    typer.echo(f"sweep {sweep_id} {final.state}: {final.state_reason or ''}", err=True)
+
+
+@app.command()
+@_guard
+def status(sweep_id: Annotated[Optional[str], typer.Argument(help="sweep id (omit for all)")] = None,  # noqa: UP045
+           redis_url: RedisOpt = None) -> None:
+    """A table of sweeps, or one sweep's counts, best trial and running trials."""
+    from rich.console import Console
+
+    from sweepq import report
+
+    store = _store(redis_url)
+    if sweep_id is None:
+        Console().print(report.sweeps_table(store))
+    else:
+        Console().print(report.sweep_table(store.sweep(sweep_id), store.trials(sweep_id)))
+
+
+@app.command()
+@_guard
+def trials(sweep_id: SweepArg, redis_url: RedisOpt = None,
+           as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = False) -> None:
+    """Every trial of a sweep: state, params, last/best metric, attempts, reason."""
+    store = _store(redis_url)
+    store.sweep(sweep_id)
+    rows = store.trials(sweep_id)
+    if as_json:
+        typer.echo(json.dumps([t.as_dict() for t in rows], indent=1))
+    else:
+        from rich.console import Console
+
+        from sweepq import report
+
+        Console().print(report.trials_table(rows))
+
+
+@app.command()
+@_guard
+def logs(sweep_id: SweepArg, trial: Annotated[int, typer.Argument(help="trial number")],
+         redis_url: RedisOpt = None,
+         tail: Annotated[int, typer.Option("--tail", help="lines")] = 100) -> None:
+    """The last lines a trial's program printed."""
+    for line in _store(redis_url).output(sweep_id, trial, tail=tail):
+        typer.echo(line)
+
+
+@app.command()
+@_guard
+def stop(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
+    """No new trials: queued ones are cancelled, running ones finish."""
+    from sweepq import control
+
+    n = control.stop(_store(redis_url), sweep_id)
+    typer.echo(f"sweep {sweep_id} stopped; {n} queued trials cancelled", err=True)
+
+
+@app.command()
+@_guard
+def cancel(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
+    """Queued trials cancelled, running ones killed."""
+    from sweepq import control
+
+    cancelled, killed = control.cancel(_store(redis_url), sweep_id)
+    typer.echo(f"sweep {sweep_id} cancelled; {cancelled} queued cancelled, {killed} killed",
+               err=True)
+
+
+@app.command()
+@_guard
+def pause(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
+    """No trial starts until `sweepq resume`."""
+    from sweepq import control
+
+    control.pause(_store(redis_url), sweep_id)
+    typer.echo(f"sweep {sweep_id} paused", err=True)
+
+
+@app.command()
+@_guard
+def resume(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
+    """Let a paused (or stopped) sweep start trials again."""
+    from sweepq import control
+
+    control.resume(_store(redis_url), sweep_id)
+    typer.echo(f"sweep {sweep_id} resumed", err=True)
+
+
+@app.command()
+@_guard
+def kill(sweep_id: SweepArg, trial: Annotated[int, typer.Argument(help="trial number")],
+         redis_url: RedisOpt = None) -> None:
+    """Stop one trial: a running one ends killed, a queued one cancelled."""
+    from sweepq import control
+
+    typer.echo(f"trial {trial}: {control.kill_trial(_store(redis_url), sweep_id, trial)}",
+               err=True)
+
+
+@app.command()
+@_guard
+def rerun(sweep_id: SweepArg,
+          trial: Annotated[Optional[list[int]], typer.Argument(help="trial numbers")] = None,  # noqa: UP045
+          failed: Annotated[bool, typer.Option("--failed", help="every failed, crashed or killed trial")] = False,
+          redis_url: RedisOpt = None) -> None:
+    """Run failed or chosen trials again with the same parameters."""
+    from sweepq import control
+
+    queued = control.rerun(_store(redis_url), sweep_id, trial or [], failed=failed)
+    typer.echo(f"queued again: {' '.join(map(str, queued)) or 'none'}", err=True)
+
+
+@app.command()
+@_guard
+def prune(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
+    """Run the pruner alone for a sweep (when `plan` runs with --no-prune or elsewhere)."""
+    from sweepq.pruner import Pruner
+    from sweepq.server import connect
+    from sweepq.store import Store
+
+    pruner = Pruner(Store(connect(redis_url, long_running=True)), sweep_id)
+    if not pruner.enabled:
+        raise SweepqError(f"sweep {sweep_id} has no early_terminate section")
+    pruner.run()
+
+
+@app.command()
+@_guard
+def report(sweep_id: SweepArg, redis_url: RedisOpt = None,
+           out: Annotated[str, typer.Option("-o", "--out", help="HTML file")] = "") -> None:
+    """Write an HTML report: parallel coordinates, parameter importance, history."""
+    from pathlib import Path
+
+    from sweepq import report as rep
+
+    target = Path(out or f"sweep-{sweep_id}.html")
+    target.write_text(rep.html_report(_store(redis_url), sweep_id))
+    typer.echo(str(target))
+
+
+@app.command("server-stop")
+@_guard
+def server_stop() -> None:
+    """Stop the embedded server of this directory (data stays in .sweepq/)."""
+    from sweepq.server import stop_embedded
+
+    typer.echo("stopped" if stop_embedded() else "no embedded server running", err=True)
 
 
 def main() -> None:

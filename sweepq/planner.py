@@ -25,6 +25,8 @@ from sweepq.store import ENDED_STATES, Keys, Store, Sweep, Trial
 __all__ = ["Planner", "Progress"]
 
 _MAX_DEPTH = 64
+# What the sampler learns from each ended state: a crash or a kill tells nothing about the point.
+_SAMPLER_STATE = {"crashed": "failed", "killed": "cancelled"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,6 @@ class Progress:
     """What the live display shows after each planner step."""
 
     sweep: Sweep
-    best: Trial | None
     done: bool
 
 
@@ -121,7 +122,7 @@ class Planner:
         done = self._maybe_end(sweep)
         if done:
             sweep = self.store.sweep(self.sweep_id)
-        return Progress(sweep=sweep, best=self.best(), done=done)
+        return Progress(sweep=sweep, done=done)
 
     def propose(self) -> Trial | None:
         """Create one trial without enqueueing it (notebook agent mode)."""
@@ -157,7 +158,7 @@ class Planner:
         intermediate = []
         if t.state == "pruned":
             intermediate = self.store.histories(self.sweep_id, [t.number])[t.number]
-        return {"number": t.number, "encoded": t.encoded, "state": t.state,
+        return {"number": t.number, "encoded": t.encoded, "state": _SAMPLER_STATE.get(t.state, t.state),
                 "value": t.best, "intermediate": intermediate}
 
     def _learn(self) -> None:
@@ -177,7 +178,9 @@ class Planner:
                 continue  # rerun since: it will end again
             self._told.add(t.number)
             if self._sampler is not None:
-                self._sampler.tell_record(self._record(t))
+                rec = self._record(t)
+                if rec["encoded"]:
+                    self._sampler.tell(rec["encoded"], rec["state"], rec["value"], rec["intermediate"])
             if t.state == "finished" and self._target_reached(t):
                 self.store.set_sweep_state(
                     self.sweep_id, "stopped", allowed=["running", "paused"],
@@ -214,12 +217,12 @@ class Planner:
             if sweep.cap is not None and number >= sweep.cap:
                 self._exhausted = True
                 return None
-            suggestion = self._sampler.ask(number)
+            suggestion = self._sampler.ask()
             params, encoded = suggestion.params, suggestion.encoded
         result = self.store.create_trial(self.sweep_id, number, params=params, encoded=encoded)
         if result != "ok":
-            if self._sampler is not None:
-                self._sampler.forget(number)
+            if self._sampler is not None and encoded:
+                self._sampler.tell(encoded, "cancelled")
             if result == "cap":
                 self._exhausted = True
             return None
@@ -292,16 +295,3 @@ class Planner:
         with contextlib.suppress(redis.RedisError):
             self.store.r.xread({self.keys.events: self._events_from}, count=1,
                                block=int(timeout * 1000))
-
-    def best(self) -> Trial | None:
-        """The best finished (or pruned/running) trial by the sweep's goal."""
-        metric = self.config.metric
-        if metric is None:
-            return None
-        best: Trial | None = None
-        sign = -1.0 if metric.goal == "maximize" else 1.0
-        numbers = range(self.store.sweep(self.sweep_id).created)
-        for t in self.store.trials(self.sweep_id, numbers):
-            if t.best is not None and (best is None or sign * t.best < sign * (best.best or 0)):
-                best = t
-        return best

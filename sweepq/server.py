@@ -28,6 +28,7 @@ __all__ = [
     "EmbeddedServer",
     "connect",
     "home_dir",
+    "resolve",
     "resolve_url",
     "server_warnings",
     "stop_embedded",
@@ -48,15 +49,17 @@ def home_dir() -> Path:
     return Path(os.environ.get(ENV_HOME) or ".sweepq").resolve()
 
 
+def resolve(url: str | None = None) -> str:
+    """A concrete URL: the user's, or the embedded server's (found or started)."""
+    return resolve_url(url) or EmbeddedServer(home_dir()).ensure()
+
+
 def connect(url: str | None = None, *, long_running: bool = False) -> redis.Redis:
     """A checked client. One-shot commands fail fast; long-running ones retry through restarts.
 
     With no URL anywhere, the embedded server is found or started.
     """
-    url = resolve_url(url)
-    if url is None:
-        url = EmbeddedServer(home_dir()).ensure()
-    return _client(url, long_running=long_running)
+    return _client(resolve(url), long_running=long_running)
 
 
 def _client(url: str, *, long_running: bool) -> redis.Redis:

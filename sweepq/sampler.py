@@ -1,0 +1,353 @@
+"""The Optuna adapter: suggestions in W&B's u-space, results told back, rebuilt from records.
+
+The planner keeps one :class:`Sampler` per sweep in memory. Redis holds every trial's ``encoded``
+coordinates, state, value and intermediate values, so a restarted planner calls
+:meth:`Sampler.rebuild` and continues exactly where the old one stopped: the next suggestion
+depends only on the seed and the trials told so far (each ask reseeds from ``(seed, number of
+trials)``), never on the process's history.
+
+Coordinates follow ``Distribution.encoding``: ``index`` is an Optuna categorical over indices,
+``int`` an integer range, ``u`` a float in [0, 1] mapped through the distribution's inverse CDF
+(so every W&B law is exact, weighted categoricals included), and ``const`` is no coordinate.
+
+Optuna is imported here and only here; ``import sweepq`` does not import this module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import numbers
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import Trial, TrialState
+
+from sweepq.space import Distribution, IntUniform, Path, dotted
+
+__all__ = ["Algorithm", "Encoded", "Sampler", "Suggestion", "TrialRecord", "TERMINAL_STATES"]
+
+Algorithm = Literal["tpe", "gp", "auto"]
+Encoded = dict[str, float | int]
+TrialRecord = Mapping[str, Any]
+
+# Trial states the sampler learns from; every other state is a trial still pending (queued,
+# running, stopping...). A cancelled trial never produced a value: Optuna ignores it, like FAIL.
+TERMINAL_STATES: Mapping[str, TrialState] = {
+    "finished": TrialState.COMPLETE,
+    "failed": TrialState.FAIL,
+    "pruned": TrialState.PRUNED,
+    "cancelled": TrialState.FAIL,
+}
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A trial to run: ``params`` as the program sees them, ``encoded`` as stored for rebuild."""
+
+    params: dict[str, Any]
+    encoded: Encoded
+
+
+class Sampler:
+    """Ask/tell over one sweep's space; ``method`` random or bayes (grid is the planner's job).
+
+    ``algorithm`` picks bayes's model: ``"tpe"`` (default; multivariate, with a constant liar
+    so many pending trials spread out), ``"gp"`` (Optuna's GPSampler; needs torch, falls back to
+    TPE with a warning without it; it has no constant liar, so prefer it with few workers), or
+    ``"auto"`` (GP when torch is importable, else TPE, silently). Random search draws u ~ U[0, 1)
+    per coordinate from ``numpy.random.default_rng([seed, trial number])``: W&B's law, and the
+    same draw as ``Space.sample`` with that generator.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        *,
+        seed: int,
+        algorithm: Algorithm | str = "tpe",
+        n_startup_trials: int = 10,
+    ) -> None:
+        if algorithm not in ("tpe", "gp", "auto"):
+            raise ValueError(f"algorithm must be tpe, gp or auto, not {algorithm!r}")
+        self._method: str = config.method
+        self._space = config.space
+        metric = getattr(config, "metric", None)
+        self._goal: str = getattr(metric, "goal", None) or "minimize"
+        self._seed = int(seed)
+        self._n_startup = int(n_startup_trials)
+        self._algorithm = _resolve_algorithm(algorithm) if self._method == "bayes" else "random"
+        self._leaves: tuple[tuple[Path, Distribution], ...] = tuple(
+            (p, d) for p, d in self._space.leaves if d.encoding != "const"
+        )
+        self._distributions = {dotted(p): _optuna_distribution(d) for p, d in self._leaves}
+        self._study = self._new_study()
+        self._pending: list[_Pending] = []  # oldest first
+
+    @property
+    def algorithm(self) -> str:
+        """The model in use: "tpe", "gp" or "random" (after any fallback)."""
+        return self._algorithm
+
+    @property
+    def study(self) -> optuna.Study:
+        """The in-memory Optuna study, for inspection (trial history, best value)."""
+        return self._study
+
+    def ask(self, number: int | None = None) -> Suggestion:
+        """A new trial, pending until told; its coordinates go into ``encoded``.
+
+        ``number`` is the sweep's trial number: it seeds the draw (so a rebuilt sampler asked
+        for the same number suggests the same point) and names the trial for
+        :meth:`tell_record` and :meth:`forget`. Without it, the study's trial count is used.
+        """
+        if self._method not in ("random", "bayes"):
+            raise ValueError(f"the sampler serves random and bayes, not {self._method!r}")
+        n = len(self._study.trials) if number is None else int(number)
+        if self._method == "random":
+            encoded = self._draw(np.random.default_rng([self._seed, n]))
+            self.add_pending(encoded, number=number)
+            return Suggestion(self._decode(encoded), encoded)
+        self._study.sampler = self._optuna_sampler(n)
+        with _quiet():
+            trial = self._study.ask(self._distributions)
+        encoded = self._normalize(trial.params)
+        self._add(trial, encoded, number)
+        return Suggestion(self._decode(encoded), encoded)
+
+    def add_pending(self, encoded: Mapping[str, Any], *, number: int | None = None) -> None:
+        """Register a trial running with these coordinates that this sampler did not ask for."""
+        encoded = self._normalize(encoded)
+        with _quiet():
+            self._study.enqueue_trial(dict(encoded), skip_if_exists=False)
+            trial = self._study.ask(self._distributions)
+        self._add(trial, encoded, number)
+
+    def forget(self, number: int) -> None:
+        """The trial asked as ``number`` was never created: it stops counting as pending.
+
+        Optuna cannot delete a trial, so it is told FAIL, which TPE and GP ignore.
+        """
+        entry = self._take(number=number)
+        if entry is not None:
+            with _quiet():
+                self._study.tell(entry.trial, state=TrialState.FAIL)
+
+    def tell_record(self, record: TrialRecord) -> None:
+        """:meth:`tell` from a stored trial record (``number``, ``encoded``, ``state``...)."""
+        self.tell(record["encoded"], record["state"], record.get("value"),
+                  record.get("intermediate") or (), number=record.get("number"))
+
+    def tell(
+        self,
+        encoded: Mapping[str, Any],
+        state: str,
+        value: float | None = None,
+        intermediate: Sequence[Any] = (),
+        *,
+        number: int | None = None,
+    ) -> None:
+        """Report a trial's outcome; the oldest pending trial with these coordinates takes it.
+
+        ``value`` is the trial's best logged value of the metric (W&B's rule; the caller picks
+        it). A finished trial without a finite value counts as failed. ``intermediate`` are the
+        logged values in order (non-finite ones dropped, position = step); a pruned trial's value
+        is its last intermediate value, as Optuna does. The pending trial is found by ``number``
+        when given, else the oldest with these coordinates; an unknown trial is added first.
+        """
+        if state not in TERMINAL_STATES:
+            raise ValueError(f"state must be one of {sorted(TERMINAL_STATES)}, not {state!r}")
+        encoded = self._normalize(encoded)
+        entry = self._take(number=number, encoded=encoded)
+        if entry is None:
+            self.add_pending(encoded, number=number)
+            entry = self._take(number=number, encoded=encoded)
+            assert entry is not None
+        trial = entry.trial
+        steps = [float(v) for v in intermediate if _is_finite(v)]
+        optuna_state = TERMINAL_STATES[state]
+        if optuna_state == TrialState.COMPLETE and not _is_finite(value):
+            optuna_state = TrialState.FAIL
+        if optuna_state == TrialState.PRUNED and not steps and _is_finite(value):
+            steps = [float(value)]  # type: ignore[arg-type]
+        with _quiet():
+            for step, v in enumerate(steps):
+                trial.report(v, step)
+            if optuna_state == TrialState.COMPLETE:
+                self._study.tell(trial, float(value))  # type: ignore[arg-type]
+            else:
+                self._study.tell(trial, state=optuna_state)
+
+    def rebuild(self, records: Iterable[TrialRecord]) -> None:
+        """Start over from stored trials, in trial order: pending ones stay pending.
+
+        Each record has ``encoded`` (records without it, like grid points, are skipped),
+        ``state``, ``value`` and ``intermediate``. Replaying them gives the study the trials,
+        states and values an uninterrupted sampler has, so the next ask is the same.
+        """
+        self._study = self._new_study()
+        self._pending = []
+        for record in records:
+            if not record.get("encoded"):
+                continue
+            if record.get("state") in TERMINAL_STATES:
+                self.tell_record(record)
+            else:
+                self.add_pending(record["encoded"], number=record.get("number"))
+
+    def pending(self) -> list[Encoded]:
+        """Coordinates of every trial asked or added and not yet told, oldest first."""
+        return [dict(entry.encoded) for entry in self._pending]
+
+    # -- private ----------------------------------------------------------------------------
+
+    def _add(self, trial: Trial, encoded: Encoded, number: int | None) -> None:
+        if number is not None:
+            self.forget(number)  # asked again under the same number: the old one is moot
+        self._pending.append(_Pending(trial, encoded, number))
+
+    def _take(
+        self, *, number: int | None = None, encoded: Encoded | None = None
+    ) -> _Pending | None:
+        """Remove and return the pending trial named ``number``, else the oldest at ``encoded``."""
+        if number is not None:
+            for i, entry in enumerate(self._pending):
+                if entry.number == number:
+                    return self._pending.pop(i)
+        if encoded is not None:
+            for i, entry in enumerate(self._pending):
+                if entry.encoded == encoded and (number is None or entry.number is None):
+                    return self._pending.pop(i)
+        return None
+
+    def _new_study(self) -> optuna.Study:
+        direction = (optuna.study.StudyDirection.MAXIMIZE if self._goal == "maximize"
+                     else optuna.study.StudyDirection.MINIMIZE)
+        with _quiet():
+            return optuna.create_study(
+                storage=optuna.storages.InMemoryStorage(),
+                sampler=optuna.samplers.RandomSampler(seed=self._seed),
+                direction=direction,
+            )
+
+    def _optuna_sampler(self, n: int) -> optuna.samplers.BaseSampler:
+        """A fresh sampler seeded by (seed, n): suggestions depend on history, not RNG state."""
+        seed = int(np.random.SeedSequence([self._seed, n]).generate_state(1)[0])
+        with _quiet():
+            if self._algorithm == "gp":
+                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._n_startup)
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=self._n_startup,
+                multivariate=True,
+                constant_liar=True,
+            )
+
+    def _draw(self, rng: np.random.Generator) -> Encoded:
+        """W&B's random search: u per coordinate in leaf order, through each law's ppf."""
+        out: Encoded = {}
+        for path, dist in self._leaves:
+            u = float(rng.random())
+            if dist.encoding == "u":
+                out[dotted(path)] = u
+            elif dist.encoding == "int":
+                out[dotted(path)] = int(dist.ppf(u))
+            else:  # Categorical.ppf indexes by randint's law: the same index, kept
+                out[dotted(path)] = int(IntUniform(min=0, max=dist.n_choices - 1).ppf(u))
+        return out
+
+    def _normalize(self, encoded: Mapping[str, Any]) -> Encoded:
+        """Check coordinates against the space (a stale or foreign record fails loudly)."""
+        names = set(self._distributions)
+        if set(encoded) != names:
+            raise ValueError(f"encoded keys {sorted(encoded)} are not the space's {sorted(names)}")
+        out: Encoded = {}
+        for path, dist in self._leaves:
+            name = dotted(path)
+            x = encoded[name]
+            ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+            if ok and dist.encoding == "u":
+                out[name] = float(x)
+                ok = 0.0 <= x <= 1.0
+            elif ok:
+                out[name] = int(x)
+                low, high = _int_range(dist)
+                ok = x == int(x) and low <= x <= high
+            if not ok:
+                raise ValueError(f"encoded {name}={x!r} is outside {dist.name}'s coordinates")
+        return out
+
+    def _decode(self, encoded: Mapping[str, float | int]) -> dict[str, Any]:
+        flat: dict[Path, Any] = {
+            p: d.decode(None if d.encoding == "const" else encoded[dotted(p)])
+            for p, d in self._space.leaves
+        }
+        nested: dict[str, Any] = self._space.nest(flat)
+        return nested
+
+
+@dataclass
+class _Pending:
+    trial: Trial
+    encoded: Encoded
+    number: int | None
+
+
+def _optuna_distribution(dist: Distribution) -> BaseDistribution:
+    if dist.encoding == "index":
+        return CategoricalDistribution(list(range(dist.n_choices)))
+    if dist.encoding == "int":
+        return IntDistribution(*_int_range(dist))
+    if dist.encoding == "u":
+        return FloatDistribution(0.0, 1.0)
+    raise ValueError(f"{dist.name}: unknown encoding {dist.encoding!r}")
+
+
+def _int_range(dist: Distribution) -> tuple[int, int]:
+    """Inclusive bounds of an index or int coordinate."""
+    if dist.encoding == "index":
+        return 0, dist.n_choices - 1
+    return int(dist.min), int(dist.max)  # type: ignore[attr-defined]
+
+
+def _resolve_algorithm(algorithm: Algorithm) -> str:
+    if algorithm == "tpe":
+        return "tpe"
+    if _torch_available():
+        return "gp"
+    if algorithm == "gp":
+        warnings.warn(
+            "GPSampler needs torch, which is not installed: using TPE (pip install torch)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "tpe"
+
+
+def _torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def _is_finite(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Optuna's experimental-feature warnings are about its API, not the user's sweep."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield

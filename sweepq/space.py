@@ -187,15 +187,12 @@ class Constant(Distribution):
 
 
 def _dedup(values: Any) -> list[Any]:
-    """First of each group of equal values (by W&B's YAML identity), in the order written."""
-    seen: set[str] = set()
-    out = []
+    """Equal values (by W&B's YAML identity) are one grid value, placed where the first one is
+    written; W&B keeps the last one's value ([1, 1.0] gives 1.0), and so do we."""
+    merged: dict[str, Any] = {}
     for v in values:
-        key = grid_key(v)
-        if key not in seen:
-            seen.add(key)
-            out.append(_fresh(v))
-    return out
+        merged[grid_key(v)] = v
+    return [_fresh(v) for v in merged.values()]
 
 
 @dataclass(frozen=True)

@@ -174,3 +174,5 @@ class _Display:
 
     def close(self) -> None:
         self.live.stop()
+        if not self.console.is_terminal:
+            self.console.print()

@@ -46,7 +46,7 @@ class Planner:
         sweep_id: str,
         *,
         local_workers: int = 0,
-        lease_ttl: float = 15.0,
+        lease_ttl: float | None = None,
         algorithm: str | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -55,9 +55,10 @@ class Planner:
         self.store, self.sweep_id, self.now = store, sweep_id, now
         self.keys = Keys(sweep_id)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-        self.lease_ttl = lease_ttl
         self.local_workers = local_workers
         sweep = store.sweep(sweep_id)
+        # A planner is judged dead as fast as a worker: its lease lasts one heartbeat timeout.
+        self.lease_ttl = lease_ttl or min(15.0, max(3.0, float(sweep.settings["heartbeat_timeout"])))
         self.config = SweepConfig.from_dict(sweep.config)
         self.method = self.config.method
         self.algorithm = algorithm or str(sweep.settings.get("algorithm", "auto"))
@@ -178,9 +179,8 @@ class Planner:
                 continue  # rerun since: it will end again
             self._told.add(t.number)
             if self._sampler is not None:
-                rec = self._record(t)
-                if rec["encoded"]:
-                    self._sampler.tell(rec["encoded"], rec["state"], rec["value"], rec["intermediate"])
+                if t.encoded:
+                    self._sampler.tell_record(self._record(t))
             if t.state == "finished" and self._target_reached(t):
                 self.store.set_sweep_state(
                     self.sweep_id, "stopped", allowed=["running", "paused"],
@@ -217,12 +217,12 @@ class Planner:
             if sweep.cap is not None and number >= sweep.cap:
                 self._exhausted = True
                 return None
-            suggestion = self._sampler.ask()
+            suggestion = self._sampler.ask(number)
             params, encoded = suggestion.params, suggestion.encoded
         result = self.store.create_trial(self.sweep_id, number, params=params, encoded=encoded)
         if result != "ok":
-            if self._sampler is not None and encoded:
-                self._sampler.tell(encoded, "cancelled")
+            if self._sampler is not None:
+                self._sampler.forget(number)
             if result == "cap":
                 self._exhausted = True
             return None

@@ -321,6 +321,22 @@ def test_gp_is_chosen_when_torch_is_importable(monkeypatch: pytest.MonkeyPatch) 
     assert Sampler(_config("bayes", QUAD), seed=0, algorithm="auto").algorithm == "gp"
 
 
+def test_gp_algorithm_builds_optunas_gp_sampler(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Torch is optional, so the GP plumbing is checked with a stand-in that records its use."""
+    made: list[dict[str, Any]] = []
+
+    def fake_gp(**kwargs: Any) -> optuna.samplers.BaseSampler:
+        made.append(kwargs)
+        return optuna.samplers.RandomSampler(seed=kwargs["seed"])
+
+    monkeypatch.setattr(sampler_module, "_torch_available", lambda: True)
+    monkeypatch.setattr(optuna.samplers, "GPSampler", fake_gp)
+    s = Sampler(_config("bayes", QUAD), seed=4, algorithm="gp", n_startup_trials=3)
+    _run(s, 2)
+    assert [sorted(k) for k in made] == [["n_startup_trials", "seed"]] * 2
+    assert made[0]["seed"] != made[1]["seed"]  # reseeded per trial number
+
+
 @pytest.mark.skipif(not sampler_module._torch_available(), reason="GPSampler needs torch")
 def test_gp_suggestions_are_reproducible() -> None:
     config = _config("bayes", QUAD)

@@ -42,12 +42,15 @@ Algorithm = Literal["tpe", "gp", "auto"]
 Encoded = dict[str, float | int]
 TrialRecord = Mapping[str, Any]
 
-# Trial states the sampler learns from; every other state is a trial still pending (queued,
-# running, stopping...). A cancelled trial never produced a value: Optuna ignores it, like FAIL.
+# The store's ended states; every other state is a trial still pending (queued, running...).
+# Crashed, killed (stopped by a person) and cancelled trials gave no result to learn from: FAIL,
+# which TPE and GP ignore.
 TERMINAL_STATES: Mapping[str, TrialState] = {
     "finished": TrialState.COMPLETE,
     "failed": TrialState.FAIL,
     "pruned": TrialState.PRUNED,
+    "crashed": TrialState.FAIL,
+    "killed": TrialState.FAIL,
     "cancelled": TrialState.FAIL,
 }
 

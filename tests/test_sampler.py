@@ -165,8 +165,8 @@ def _mixed_history(s: Sampler) -> list[dict[str, Any]]:
         elif kind == 2:
             curve = [_quadratic(sg.params) + 1.0 / (i + 1) for i in range(4)]
             record.update(state="pruned", intermediate=[*curve[:2], math.nan, *curve[2:]])
-        elif kind == 3 and number < 5:
-            record.update(state="cancelled")
+        elif kind == 3:
+            record.update(state="cancelled" if number < 5 else "crashed")
         else:
             record.update(state="finished", value=_quadratic(sg.params),
                           intermediate=[1.0, _quadratic(sg.params)])
@@ -213,7 +213,8 @@ def test_tell_states_map_to_optuna() -> None:
     s = Sampler(_config("bayes", QUAD), seed=0)
     outcomes = [("finished", 0.25, [1.0, 0.25]), ("failed", 3.0, [1.0]),
                 ("pruned", None, [2.0, math.inf, 1.5, "x"]), ("finished", None, [1.0]),
-                ("finished", math.nan, []), ("cancelled", None, []), ("pruned", 4.0, [])]
+                ("finished", math.nan, []), ("cancelled", None, []), ("pruned", 4.0, []),
+                ("crashed", None, [1.0]), ("killed", 2.0, [])]
     for number, (state, value, inter) in enumerate(outcomes):
         s.tell(s.ask(number).encoded, state, value, inter, number=number)
     got = [(t.state, t.value, t.intermediate_values) for t in s.study.trials]
@@ -225,6 +226,8 @@ def test_tell_states_map_to_optuna() -> None:
         (TrialState.FAIL, None, {}),
         (TrialState.FAIL, None, {}),
         (TrialState.PRUNED, 4.0, {0: 4.0}),  # no curve: the value stands in
+        (TrialState.FAIL, None, {0: 1.0}),
+        (TrialState.FAIL, None, {}),
     ]
     assert s.pending() == []
 

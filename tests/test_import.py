@@ -1,0 +1,37 @@
+"""`import sweepq` stays light: a training script pays for numpy, scipy, optuna or Redis only
+when it uses them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("numpy", "scipy", "optuna", "redis", "rq")
+
+
+def _loaded_after(statement: str) -> tuple[set[str], str]:
+    code = f"{statement}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=True,
+    )
+    return set(json.loads(proc.stdout)), proc.stderr
+
+
+def test_import_sweepq_loads_no_heavy_module() -> None:
+    modules, importtime = _loaded_after("import sweepq")
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert heavy == [], f"import sweepq pulled in {heavy}\n{importtime[-3000:]}"
+    assert "sweepq.space" not in modules and "sweepq.config" not in modules
+
+
+def test_config_parsing_needs_no_scipy_optuna_or_redis() -> None:
+    modules, _ = _loaded_after(
+        "from sweepq.config import load; from sweepq.command import render; "
+        "render(load('examples/nested.yaml'), {'a': 1})"
+    )
+    for name in ("scipy", "optuna", "redis", "rq"):
+        assert name not in modules, name

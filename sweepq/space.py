@@ -71,7 +71,7 @@ def dotted(path: Path) -> str:
 
 def grid_key(value: Any) -> str:
     """W&B's identity for grid values: YAML text, integral floats as ints (3e6 == 3000000)."""
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -105,7 +105,7 @@ def _clip_u(u: float) -> float:
 
 
 def _ndtri(u: float) -> float:
-    from scipy.special import ndtri
+    from scipy.special import ndtri  # type: ignore[import-untyped,unused-ignore]
 
     return float(ndtri(_clip_u(u)))
 
@@ -161,12 +161,6 @@ def _positive(d: Any, key: str, what: str = "") -> Iterator[tuple[str, str]]:
     value = getattr(d, key)
     if not value > 0:
         yield key, f"must be greater than 0{what} (got {value})"
-
-
-def _exponents(d: Any) -> Iterator[tuple[str, str]]:
-    for key in ("min", "max"):
-        if abs(getattr(d, key)) > _MAX_EXPONENT:
-            yield key, f"is a natural-log exponent; exp({getattr(d, key)}) overflows"
 
 
 @dataclass(frozen=True)
@@ -268,25 +262,57 @@ class IntUniform(Distribution):
 
 
 @dataclass(frozen=True)
-class Uniform(Distribution):
-    name: ClassVar[str] = "uniform"
+class _Bounded(Distribution):
+    """min < max: the uniform and log-uniform families."""
+
     min: float = field(metadata=_NUMBER)
     max: float = field(metadata=_NUMBER)
-
-    def ppf(self, u: float) -> float:
-        return float(u * (self.max - self.min) + self.min)
 
     def _check(self) -> Iterator[tuple[str, str]]:
         yield from _min_max(self)
 
 
 @dataclass(frozen=True)
-class QUniform(Distribution):
+class _QBounded(_Bounded):
+    q: float = field(default=1.0, metadata=_NUMBER)
+
+    def _check(self) -> Iterator[tuple[str, str]]:
+        yield from super()._check()
+        yield from _positive(self, "q")
+
+
+class _Exponents:
+    """Deprecated forms whose min/max are natural-log exponents."""
+
+    def _check(self) -> Iterator[tuple[str, str]]:
+        yield from super()._check()  # type: ignore[misc]
+        for key in ("min", "max"):
+            if abs(getattr(self, key)) > _MAX_EXPONENT:
+                yield key, f"is a natural-log exponent; exp({getattr(self, key)}) overflows"
+
+
+class _PositiveMin:
+    """The *_values log forms: a log needs min > 0."""
+
+    name: ClassVar[str]
+
+    def _check(self) -> Iterator[tuple[str, str]]:
+        yield from _positive(self, "min", f" for {self.name}")
+        yield from super()._check()  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class Uniform(_Bounded):
+    name: ClassVar[str] = "uniform"
+
+    def ppf(self, u: float) -> float:
+        return float(u * (self.max - self.min) + self.min)
+
+
+@dataclass(frozen=True)
+class QUniform(_QBounded):
     name: ClassVar[str] = "q_uniform"
     grid_ok: ClassVar[bool] = True
-    min: float = field(metadata=_NUMBER)
-    max: float = field(metadata=_NUMBER)
-    q: float = field(default=1.0, metadata=_NUMBER)
 
     def ppf(self, u: float) -> int | float:
         return _quantize(u * (self.max - self.min) + self.min, self.q)
@@ -294,10 +320,6 @@ class QUniform(Distribution):
     def grid_values(self) -> list[Any]:
         """np.arange(min, max, q): W&B leaves max out of the grid."""
         return _dedup(np.arange(self.min, self.max, self.q).tolist())
-
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _min_max(self)
-        yield from _positive(self, "q")
 
 
 def _log_uniform(u: float, lo: float, hi: float) -> float:
@@ -311,105 +333,60 @@ def _inv_log_uniform(u: float, lo: float, hi: float) -> float:
 
 
 @dataclass(frozen=True)
-class LogUniform(Distribution):
+class LogUniform(_Exponents, _Bounded):
     """min and max are natural-log exponents: values lie in [e^min, e^max]."""
 
     name: ClassVar[str] = "log_uniform"
     deprecated_by: ClassVar[str | None] = "log_uniform_values"
-    min: float = field(metadata=_NUMBER)
-    max: float = field(metadata=_NUMBER)
 
     def ppf(self, u: float) -> float:
         return _log_uniform(u, self.min, self.max)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _min_max(self)
-        yield from _exponents(self)
-
 
 @dataclass(frozen=True)
-class LogUniformValues(Distribution):
+class LogUniformValues(_PositiveMin, _Bounded):
     name: ClassVar[str] = "log_uniform_values"
-    min: float = field(metadata=_NUMBER)
-    max: float = field(metadata=_NUMBER)
 
     def ppf(self, u: float) -> float:
         return _log_uniform(u, math.log(self.min), math.log(self.max))
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _positive(self, "min", f" for {self.name}")
-        yield from _min_max(self)
-
 
 @dataclass(frozen=True)
-class QLogUniform(Distribution):
+class QLogUniform(_Exponents, _QBounded):
     name: ClassVar[str] = "q_log_uniform"
     deprecated_by: ClassVar[str | None] = "q_log_uniform_values"
-    min: float = field(metadata=_NUMBER)
-    max: float = field(metadata=_NUMBER)
-    q: float = field(default=1.0, metadata=_NUMBER)
 
     def ppf(self, u: float) -> int | float:
         return _quantize(_log_uniform(u, self.min, self.max), self.q)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _min_max(self)
-        yield from _exponents(self)
-        yield from _positive(self, "q")
-
 
 @dataclass(frozen=True)
-class QLogUniformValues(Distribution):
+class QLogUniformValues(_PositiveMin, _QBounded):
     name: ClassVar[str] = "q_log_uniform_values"
-    min: float = field(metadata=_NUMBER)
-    max: float = field(metadata=_NUMBER)
-    q: float = field(default=1.0, metadata=_NUMBER)
 
     def ppf(self, u: float) -> int | float:
         return _quantize(_log_uniform(u, math.log(self.min), math.log(self.max)), self.q)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _positive(self, "min", f" for {self.name}")
-        yield from _min_max(self)
-        yield from _positive(self, "q")
-
 
 @dataclass(frozen=True)
-class InvLogUniform(Distribution):
+class InvLogUniform(_Exponents, _Bounded):
     """W&B's law: 1/X with X log-uniform on [e^min, e^max], so values lie in [e^-max, e^-min]."""
 
     name: ClassVar[str] = "inv_log_uniform"
     deprecated_by: ClassVar[str | None] = "inv_log_uniform_values"
-    min: float = field(metadata=_NUMBER)
-    max: float = field(metadata=_NUMBER)
 
     def ppf(self, u: float) -> float:
         return _inv_log_uniform(u, self.min, self.max)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _min_max(self)
-        yield from _exponents(self)
-
 
 @dataclass(frozen=True)
-class InvLogUniformValues(Distribution):
+class InvLogUniformValues(_PositiveMin, _Bounded):
     """Values in [min, max], log-uniform: the same law as log_uniform_values."""
 
     name: ClassVar[str] = "inv_log_uniform_values"
-    min: float = field(metadata=_NUMBER)
-    max: float = field(metadata=_NUMBER)
 
     def ppf(self, u: float) -> float:
         return _inv_log_uniform(u, -math.log(self.max), -math.log(self.min))
-
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _positive(self, "min", f" for {self.name}")
-        yield from _min_max(self)
-
-
-def _sigma(d: Any) -> Iterator[tuple[str, str]]:
-    if d.sigma < 0:
-        yield "sigma", f"must be >= 0 (got {d.sigma})"
 
 
 def _normal(u: float, mu: float, sigma: float) -> float:
@@ -423,98 +400,91 @@ def _log_normal(u: float, mu: float, sigma: float) -> float:
 
 
 @dataclass(frozen=True)
-class Normal(Distribution):
-    name: ClassVar[str] = "normal"
+class _MuSigma(Distribution):
     mu: float = field(default=0.0, metadata=_NUMBER)
     sigma: float = field(default=1.0, metadata=_NUMBER)
+
+    def _check(self) -> Iterator[tuple[str, str]]:
+        if self.sigma < 0:
+            yield "sigma", f"must be >= 0 (got {self.sigma})"
+
+
+@dataclass(frozen=True)
+class _QMuSigma(_MuSigma):
+    q: float = field(default=1.0, metadata=_NUMBER)
+
+    def _check(self) -> Iterator[tuple[str, str]]:
+        yield from super()._check()
+        yield from _positive(self, "q")
+
+
+@dataclass(frozen=True)
+class Normal(_MuSigma):
+    name: ClassVar[str] = "normal"
 
     def ppf(self, u: float) -> float:
         return _normal(u, self.mu, self.sigma)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _sigma(self)
-
 
 @dataclass(frozen=True)
-class QNormal(Distribution):
+class QNormal(_QMuSigma):
     name: ClassVar[str] = "q_normal"
-    mu: float = field(default=0.0, metadata=_NUMBER)
-    sigma: float = field(default=1.0, metadata=_NUMBER)
-    q: float = field(default=1.0, metadata=_NUMBER)
 
     def ppf(self, u: float) -> int | float:
         return _quantize(_normal(u, self.mu, self.sigma), self.q)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _sigma(self)
-        yield from _positive(self, "q")
-
 
 @dataclass(frozen=True)
-class LogNormal(Distribution):
+class LogNormal(_MuSigma):
     name: ClassVar[str] = "log_normal"
-    mu: float = field(default=0.0, metadata=_NUMBER)
-    sigma: float = field(default=1.0, metadata=_NUMBER)
 
     def ppf(self, u: float) -> float:
         return _log_normal(u, self.mu, self.sigma)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _sigma(self)
-
 
 @dataclass(frozen=True)
-class QLogNormal(Distribution):
+class QLogNormal(_QMuSigma):
     name: ClassVar[str] = "q_log_normal"
-    mu: float = field(default=0.0, metadata=_NUMBER)
-    sigma: float = field(default=1.0, metadata=_NUMBER)
-    q: float = field(default=1.0, metadata=_NUMBER)
 
     def ppf(self, u: float) -> int | float:
         return _quantize(_log_normal(u, self.mu, self.sigma), self.q)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _sigma(self)
-        yield from _positive(self, "q")
-
 
 def _beta(u: float, a: float, b: float) -> float:
-    from scipy.special import betaincinv
+    from scipy.special import betaincinv  # type: ignore[import-untyped,unused-ignore]
 
     return float(betaincinv(a, b, u))
 
 
-def _ab(d: Any) -> Iterator[tuple[str, str]]:
-    # W&B's schema allows 0, where scipy's beta answers nan: we refuse it.
-    yield from _positive(d, "a")
-    yield from _positive(d, "b")
+@dataclass(frozen=True)
+class _AB(Distribution):
+    a: float = field(default=1.0, metadata=_NUMBER)
+    b: float = field(default=1.0, metadata=_NUMBER)
+
+    def _check(self) -> Iterator[tuple[str, str]]:
+        # W&B's schema allows 0, where scipy's beta answers nan: we refuse it.
+        yield from _positive(self, "a")
+        yield from _positive(self, "b")
 
 
 @dataclass(frozen=True)
-class Beta(Distribution):
+class Beta(_AB):
     name: ClassVar[str] = "beta"
-    a: float = field(default=1.0, metadata=_NUMBER)
-    b: float = field(default=1.0, metadata=_NUMBER)
 
     def ppf(self, u: float) -> float:
         return _beta(u, self.a, self.b)
 
-    def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _ab(self)
-
 
 @dataclass(frozen=True)
-class QBeta(Distribution):
+class QBeta(_AB):
     name: ClassVar[str] = "q_beta"
-    a: float = field(default=1.0, metadata=_NUMBER)
-    b: float = field(default=1.0, metadata=_NUMBER)
     q: float = field(default=1.0, metadata=_NUMBER)
 
     def ppf(self, u: float) -> int | float:
         return _quantize(_beta(u, self.a, self.b), self.q)
 
     def _check(self) -> Iterator[tuple[str, str]]:
-        yield from _ab(self)
+        yield from super()._check()
         yield from _positive(self, "q")
 
 

@@ -1,0 +1,148 @@
+"""Chaos: a sweep with workers kill -9'd at random and the planner killed once.
+
+`tests/test_chaos.py` runs a 100-trial version; for a longer one run
+`python -m tests.chaos --trials 500 --kills 60 --redis redis://127.0.0.1:6379/15`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from rq.job import Job, JobStatus
+
+from sweepq import config as cfgmod
+from sweepq.store import Store
+
+PROGRAM = """
+import os, sys, time
+x = float(sys.argv[1].split("=")[1])
+for i in range(3):
+    print(f"loss={x / (i + 1)}")
+    time.sleep(0.05)
+with open(os.environ["CHAOS_DONE"], "a") as f:
+    f.write(f"{os.environ['SWEEPQ_TRIAL']} {os.environ['SWEEPQ_ATTEMPT']}\\n")
+"""
+
+
+@dataclass
+class ChaosResult:
+    trials: int
+    finished: int
+    worker_kills: int
+    planner_kills: int
+    attempts: int
+    completions: list[tuple[int, int]]
+    rq_mismatches: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return json.dumps({k: v for k, v in self.__dict__.items() if k != "completions"})
+
+
+def run_chaos(url: str, workdir: Path, *, trials: int = 100, workers: int = 4, kills: int = 10,
+              seed: int = 0, timeout: float = 240.0) -> ChaosResult:
+    rng = random.Random(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "prog.py").write_text(PROGRAM)
+    done = workdir / "done.log"
+    done.write_text("")
+    env = {**os.environ, "CHAOS_DONE": str(done), "PYTHONUNBUFFERED": "1"}
+    store = Store(redis.Redis.from_url(url))
+    cfg = cfgmod.load({
+        "program": "prog.py", "method": "random", "run_cap": trials,
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    })
+    sid = store.create_sweep(cfg.to_dict(), cap=trials, workdir=str(workdir), seed=seed,
+                             heartbeat_timeout=2.0, max_attempts=8, grace=1.0, fail_pause=0)
+    pool: list[subprocess.Popen[bytes]] = []
+
+    def start_worker() -> None:
+        pool.append(subprocess.Popen(
+            [sys.executable, "-m", "rq.cli", "worker", "--url", url, "-w", "sweepq.worker.Worker",
+             "--name", f"chaos-{len(pool)}-{os.getpid()}", "sweepq"],
+            cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True))
+
+    def start_planner() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sweepq", "plan", "--resume", sid, "--redis", url,
+             "--workers", "0"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    started = time.monotonic()
+    planner = start_planner()
+    for _ in range(workers):
+        start_worker()
+    worker_kills = planner_kills = 0
+    try:
+        while time.monotonic() - started < timeout:
+            finished = store.sweep(sid).counts["finished"]
+            if planner_kills == 0 and finished >= trials // 3:
+                os.kill(planner.pid, signal.SIGKILL)
+                planner.wait()
+                planner_kills += 1
+                planner = start_planner()
+            if worker_kills < kills and store.sweep(sid).counts["running"]:
+                live = [p for p in pool if p.poll() is None]
+                victim = rng.choice(live)
+                os.kill(victim.pid, signal.SIGKILL)  # the worker process alone
+                victim.wait()
+                worker_kills += 1
+                start_worker()
+            if planner.poll() is not None and store.sweep(sid).state == "finished":
+                break
+            time.sleep(rng.uniform(0.2, 0.6) if worker_kills < kills else 0.2)
+    finally:
+        for p in [*pool, planner]:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            p.wait()
+    records = store.trials(sid)
+    completions = [tuple(map(int, line.split())) for line in done.read_text().splitlines()]
+    mismatches = []
+    for t in records:
+        try:
+            status = Job.fetch(t.job_id, connection=store.r).get_status()
+        except Exception as err:  # noqa: BLE001 - report, do not hide
+            mismatches.append(f"trial {t.number}: job {t.job_id}: {err}")
+            continue
+        if t.state == "finished" and status != JobStatus.FINISHED:
+            mismatches.append(f"trial {t.number} finished but job {t.job_id} is {status}")
+    return ChaosResult(
+        trials=len(records), finished=sum(t.state == "finished" for t in records),
+        worker_kills=worker_kills, planner_kills=planner_kills,
+        attempts=sum(t.attempt for t in records),
+        completions=completions,  # type: ignore[arg-type]
+        rq_mismatches=mismatches, seconds=round(time.monotonic() - started, 1),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--redis", required=True)
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--kills", type=int, default=40)
+    parser.add_argument("--workdir", default="/tmp/sweepq-chaos")
+    args = parser.parse_args()
+    result = run_chaos(args.redis, Path(args.workdir), trials=args.trials, workers=args.workers,
+                       kills=args.kills, timeout=900)
+    print(result.summary())
+
+
+if __name__ == "__main__":
+    main()

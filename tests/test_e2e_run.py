@@ -11,19 +11,37 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import (  # noqa: F401 - fixtures
-    PY,
-    ROOT,
-    base_env,
-    cli,
-    out_dir,
-    plans,
-    program,
-    trials_json,
-    wait_for,
-    workers,
-    write_config,
-)
+
+try:
+    from tests.helpers import (  # noqa: F401 - fixtures
+        PY,
+        ROOT,
+        alive,
+        base_env,
+        cli,
+        out_dir,
+        plans,
+        program,
+        trials_json,
+        wait_for,
+        workers,
+        write_config,
+    )
+except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
+    from helpers import (  # type: ignore[no-redef]  # noqa: F401
+        PY,
+        ROOT,
+        alive,
+        base_env,
+        cli,
+        out_dir,
+        plans,
+        program,
+        trials_json,
+        wait_for,
+        workers,
+        write_config,
+    )
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FinishedJobRegistry
@@ -225,8 +243,6 @@ parameters:
 
 def test_embedded_quickstart_from_an_empty_directory(tmp_path):
     """No --redis, no SWEEPQ_REDIS_URL: `sweepq plan` starts its own server and one worker."""
-    import psutil
-
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "train.py").write_text(QUICKSTART_TRAIN)
@@ -242,7 +258,7 @@ def test_embedded_quickstart_from_an_empty_directory(tmp_path):
         sid = plan.stdout.splitlines()[0].strip()
         state = json.loads((home / "server.json").read_text())
         server_pid = int((home / "valkey.pid").read_text())
-        assert alive_pid(server_pid)
+        assert alive(server_pid)
         trials = cli("trials", sid, "--json", cwd=proj, env=env)
         assert trials.returncode == 0, trials.stderr
         rows = json.loads(trials.stdout)
@@ -257,15 +273,8 @@ def test_embedded_quickstart_from_an_empty_directory(tmp_path):
         stopped = cli("server-stop", cwd=proj, env=env, timeout=30)
     assert stopped.returncode == 0, stopped.stderr
     assert server_pid is not None
-    wait_for(lambda: not alive_pid(server_pid), timeout=10, what="the embedded server to exit")
+    wait_for(lambda: not alive(server_pid), timeout=10, what="the embedded server to exit")
     assert not (proj / ".sweepq").exists()  # everything went under SWEEPQ_HOME
-    del psutil
-
-
-def alive_pid(pid: int) -> bool:
-    from helpers import alive
-
-    return alive(pid)
 
 
 def test_failing_programs_give_failed_trials_with_a_reason_and_the_sweep_goes_on(

@@ -4,7 +4,6 @@ $SWEEPQ_TEST_OUT/pids-<trial>.json, logs the metric, then sleeps forever."""
 import json
 import os
 import signal
-import sys
 import time
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)

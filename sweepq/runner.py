@@ -399,7 +399,7 @@ class _Watch:
 
     def _loop(self) -> None:
         s, t = self.store, self.trial
-        interval = min(10.0, max(0.2, float(self.sweep.settings["heartbeat_timeout"]) / 4))
+        interval = min(2.0, max(0.2, float(self.sweep.settings["heartbeat_timeout"]) / 4))
         limit = float(self.sweep.settings["time_limit"])
         started = time.monotonic()
         key = Keys(t.sweep_id).stop(t.number)

@@ -335,3 +335,63 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing(tmp_path: Path) -> No
         box.close()
         if server.is_running():
             server.stop()
+
+
+PREEMPTED = """
+import os, sys, sweepq
+run = sweepq.init()
+run.log({"loss": 1.0})
+if os.environ["SWEEPQ_ATTEMPT"] == "1":
+    run.mark_preempting()
+    sys.exit(143)  # the spot instance went away
+run.log({"loss": 0.5})
+"""
+
+
+def test_preempted_trial_is_requeued_not_failed(r: redis.Redis, workers: Workers,
+                                                tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _sweep(store, tmp_path, PREEMPTED, run_cap=1)
+    planner = PlannerThread(store, sid)
+    try:
+        workers.start(1)
+        planner.join(60)
+    finally:
+        planner.close()
+    trial = store.trial(sid, 0)
+    assert (trial.state, trial.attempt, trial.preemptions) == ("finished", 2, 1)
+    assert store.sweep(sid).counts["failed"] == 0
+
+
+LONG = """
+import os, time, sweepq
+run = sweepq.init()
+steps = 600 if os.environ["SWEEPQ_ATTEMPT"] == "1" else 2
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pid-" + os.environ["SWEEPQ_ATTEMPT"]), "w").write(str(os.getpid()))
+for i in range(steps):
+    run.log({"loss": 1.0 / (i + 1)})
+    time.sleep(0.05)
+"""
+
+
+def test_warm_shutdown_of_a_worker_requeues_its_trial(r: redis.Redis, workers: Workers,
+                                                      tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _sweep(store, tmp_path, LONG, run_cap=1, grace=1.0)
+    planner = PlannerThread(store, sid)
+    try:
+        (first,) = workers.start(1)
+        pid = int(_wait(lambda: (tmp_path / "pid-1").exists() and (tmp_path / "pid-1").read_text(),
+                        30, "attempt 1 to start"))
+        first.send_signal(signal.SIGTERM)  # warm shutdown, as systemd or `docker stop` does
+        first.wait(timeout=30)
+        assert not _alive(pid)
+        trial = store.trial(sid, 0)
+        assert (trial.state, trial.attempt) == ("queued", 2)
+        assert trial.reason == "worker shut down"
+        workers.start(1)
+        planner.join(60)
+    finally:
+        planner.close()
+    trial = store.trial(sid, 0)
+    assert (trial.state, trial.attempt) == ("finished", 2)

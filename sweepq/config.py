@@ -26,6 +26,7 @@ from sweepq.space import Distribution, Path, Space, build, dotted
 __all__ = [
     "DEFAULT_COMMAND",
     "GOALS",
+    "MAX_GRID",
     "METHODS",
     "EarlyTerminate",
     "Metric",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 METHODS = ("grid", "random", "bayes")
+# Every grid point is planned up front; a grid this large would never finish anyway.
+MAX_GRID = 1_000_000
 GOALS = ("minimize", "maximize")
 DEFAULT_COMMAND: tuple[str, ...] = ("${env}", "${interpreter}", "${program}", "${args}")
 
@@ -448,12 +451,19 @@ class _Checker:
                 )
 
     def grid(self) -> None:
+        before = len(self.problems)
         for _, dist, where in self.leaves:
             if dist.name == "categorical_w_probabilities":
                 self.bad((*where, "probabilities"), "cannot be used with method: grid")
             elif not dist.grid_ok:
                 self.bad(where, f"{dist.name} cannot be used with method: grid (grid takes "
                                 "values, value, int_uniform or q_uniform)")
+        if len(self.problems) > before:
+            return
+        size = math.prod(dist.grid_count() for _, dist, _ in self.leaves)
+        if size > MAX_GRID:
+            self.bad(("parameters",), f"the grid has {size:,} points; sweepq runs at most "
+                                      f"{MAX_GRID:,}")
 
 
 def parse(data: Mapping[str, Any]) -> SweepConfig:

@@ -321,6 +321,10 @@ class QUniform(_QBounded):
         """np.arange(min, max, q): W&B leaves max out of the grid."""
         return _dedup(np.arange(self.min, self.max, self.q).tolist())
 
+    def grid_count(self) -> int:
+        """len(np.arange(min, max, q)) without building it (a tiny q makes it huge)."""
+        return max(math.ceil((self.max - self.min) / self.q), 0)
+
 
 def _log_uniform(u: float, lo: float, hi: float) -> float:
     """exp(uniform(lo, hi)) with lo, hi natural-log exponents."""
@@ -539,6 +543,8 @@ def _got(x: Any) -> str:
 
 def _json_problem(x: Any) -> str | None:
     """Why a value cannot be stored as JSON and handed to a program, or None."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return f"{x} is not a JSON value"
     if x is None or isinstance(x, (str, bool, int, float)):
         return None
     if isinstance(x, list):

@@ -360,3 +360,70 @@ def test_non_json_values_rejected() -> None:
 def test_raw_keeps_the_input() -> None:
     data = _cfg(x={"min": 1, "max": 2})
     assert parse(data).raw == data
+
+
+def test_grid_size_limit() -> None:
+    assert parse({"method": "grid", "parameters": {"n": {"min": 1, "max": 1_000_000}}})
+    errors = _errors({"method": "grid", "parameters": {
+        "n": {"min": 1, "max": 10**30}, "q": {"distribution": "q_uniform", "min": 0, "max": 1,
+                                             "q": 1e-9}}})
+    assert errors == [f"parameters: the grid has {10**30 * 10**9:,} points; sweepq runs at most "
+                      "1,000,000"]
+
+
+def test_non_finite_values_rejected() -> None:
+    assert _errors(_cfg(v={"values": [1.0, float("nan")]})) == [
+        "parameters.v.values: nan is not a JSON value"]
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("method: random\nparameters:\n"
+                    "  a: &b {min: 1, max: 4}\n  c:\n    <<: *b\n    max: 9\n")
+    config = load(path)
+    assert config.to_dict()["parameters"]["c"] == {"distribution": "int_uniform", "min": 1, "max": 9}
+
+
+def _mutations(seed: int, count: int) -> list[Any]:
+    """Valid configs with 1-3 random parts replaced by junk or removed."""
+    import copy
+    import random
+
+    bases = [load(EXAMPLES / name).raw for name in
+             ("wandb-sweepdemo.yaml", "wandb-q-log-uniform.yaml", "nested.yaml")]
+    junk = [None, True, 0, -1, 2.5, float("inf"), "", "grid", [], [1], {}, {"value": 1},
+            {"parameters": {}}, {"values": []}, 10**30]
+    rng = random.Random(seed)
+
+    def paths(x: Any, pre: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        children = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else []
+        return [pre, *(p for k, v in children for p in paths(v, (*pre, k)))]
+
+    out = []
+    for _ in range(count):
+        data = copy.deepcopy(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths(data)[1:])
+            parent = data
+            for key in path[:-1]:
+                parent = parent[key]
+            if rng.random() < 0.8 or not isinstance(parent, dict):
+                parent[path[-1]] = copy.deepcopy(rng.choice(junk))
+            else:
+                del parent[path[-1]]
+        out.append(data)
+    return out
+
+
+def test_mutated_configs_give_config_error_or_a_round_tripping_config() -> None:
+    """Never a crash: junk anywhere is a ConfigError; what parses previews and round-trips."""
+    from sweepq.preview import preview
+
+    for data in _mutations(seed=3, count=400):
+        try:
+            config = parse(data)
+        except ConfigError as err:
+            assert err.violations
+            continue
+        json.dumps(list(preview(config, n=2, seed=0)))
+        assert parse(json.loads(json.dumps(config.to_dict()))) == config

@@ -47,7 +47,8 @@ GRIDS = [
     {"method": "grid", "parameters": {
         "n": {"min": 1, "max": 4}, "q": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25}}},
     {"method": "grid", "parameters": {
-        "q": {"distribution": "q_uniform", "min": 0, "max": 10, "q": 3}, "m": {"values": [True, 1, 1.0, 3e6, 3000000]}}},
+        "q": {"distribution": "q_uniform", "min": 0, "max": 10, "q": 3},
+        "m": {"values": [True, 1, 1.0, 3e6, 3000000]}}},
     {"method": "grid", "parameters": {
         "opt": {"parameters": {"lr": {"values": [0.1, 0.01]}, "name": {"value": "adam"}}},
         "layers": {"values": [[64, 32], [128]]}}},

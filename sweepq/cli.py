@@ -44,9 +44,7 @@ def validate(
     if as_json:
         typer.echo(json.dumps(cfg.to_dict(), indent=2))
     else:
-        import yaml
-
-        typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
+        typer.echo(cfgmod.to_yaml(cfg).rstrip())
 
 
 @app.command()

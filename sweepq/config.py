@@ -33,6 +33,7 @@ __all__ = [
     "SweepConfig",
     "load",
     "parse",
+    "to_yaml",
 ]
 
 METHODS = ("grid", "random", "bayes")
@@ -58,6 +59,8 @@ _ET_KEYS = {
 }
 _ENVVAR = re.compile(r"\$\{envvar:[A-Z0-9_]*\}")
 _MACRO = re.compile(r"\$\{[^}]*\}")
+# YAML 1.2 floats without a dot (1e-4), which YAML 1.1 and so PyYAML read as strings.
+_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -159,12 +162,23 @@ def _yaml_loader() -> type:
                     seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-        list("-+0123456789."),
-    )
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
     return Loader
+
+
+def to_yaml(config: SweepConfig) -> str:
+    """The normalized config as YAML that `load` reads back to the same config.
+
+    Strings such as "1e-5" are quoted: PyYAML's own dumper would leave them bare, and our loader
+    reads a bare 1e-5 as a float.
+    """
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    class Dumper(yaml.SafeDumper):  # type: ignore[misc,unused-ignore]
+        pass
+
+    Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
+    return str(yaml.dump(config.to_dict(), Dumper=Dumper, sort_keys=False))
 
 
 def _parse_text(text: str, origin: str, *, as_json: bool) -> Any:

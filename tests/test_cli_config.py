@@ -138,3 +138,22 @@ def test_real_process_stdin_and_exit_code() -> None:
     )
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["command"][2] == "train.py"
+
+
+@pytest.mark.parametrize("name", ["wandb-sweepdemo.yaml", "wandb-q-log-uniform.yaml", "nested.yaml"])
+def test_validate_output_loads_back_to_the_same_config(name: str, tmp_path: Path) -> None:
+    from sweepq.config import load
+
+    out = tmp_path / "normalized.yaml"
+    out.write_text(_invoke("validate", str(EXAMPLES / name)).stdout)
+    assert load(out) == load(EXAMPLES / name)
+
+
+def test_validate_output_quotes_strings_that_look_like_floats(tmp_path: Path) -> None:
+    from sweepq.config import load
+
+    src = tmp_path / "s.yaml"
+    src.write_text("method: grid\nparameters:\n  s: {values: ['1e-5', 1e-5, '3']}\n")
+    out = tmp_path / "out.yaml"
+    out.write_text(_invoke("validate", str(src)).stdout)
+    assert [p["s"] for p in load(out).space.grid()] == ["1e-5", 1e-5, "3"]

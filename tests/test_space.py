@@ -154,6 +154,11 @@ def test_weighted_categorical_law_chisquare() -> None:
     assert _chisquare(draws, dict(zip("abcd", probs, strict=True))) > P_MIN
 
 
+def test_constant_law() -> None:
+    assert _draws({"value": {"a": [1]}}) == [{"a": [1]}] * N
+    assert _draws({"value": None}) == [None] * N
+
+
 def test_int_uniform_law_chisquare() -> None:
     draws = _draws({"min": -2, "max": 6})
     assert all(type(x) is int for x in draws)

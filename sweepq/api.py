@@ -68,7 +68,6 @@ def agent(
                 break
             _run_with_pruner(store, pruner, trial, url, function)
             ran += 1
-        planner.step()
     finally:
         planner.release()
     return ran

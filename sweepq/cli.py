@@ -67,7 +67,7 @@ def preview(
         raise _fail(err) from None
 
 
-RedisOpt = Annotated[Optional[str], typer.Option("--redis", help="Redis URL (else SWEEPQ_REDIS_URL, else the embedded server)")]  # noqa: UP045
+RedisOpt = Annotated[Optional[str], typer.Option("--redis", help="Redis URL (else $SWEEPQ_REDIS_URL, else embedded)")]  # noqa: UP045
 SweepArg = Annotated[str, typer.Argument(help="sweep id")]
 
 
@@ -97,14 +97,14 @@ def _guard(fn: Any) -> Any:
 def plan(
     path: Annotated[Optional[str], typer.Argument(help="sweep.yaml (omit with --resume)")] = None,  # noqa: UP045
     redis_url: RedisOpt = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="local rq workers to start (default 1 embedded, 0 with a URL)")] = None,  # noqa: UP045
+    workers: Annotated[Optional[int], typer.Option("--workers", help="local rq workers (1 embedded, 0 w/ URL)")] = None,  # noqa: UP045
     count: Annotated[Optional[int], typer.Option("--count", help="run at most this many trials")] = None,  # noqa: UP045
     detach: Annotated[bool, typer.Option("--detach", help="print the sweep id and plan in the background")] = False,
     queue: Annotated[str, typer.Option("--queue", help="RQ queue name")] = "sweepq",
     resume: Annotated[Optional[str], typer.Option("--resume", help="continue planning this sweep")] = None,  # noqa: UP045
     seed: Annotated[Optional[int], typer.Option("--seed", help="sampler seed")] = None,  # noqa: UP045
-    heartbeat_timeout: Annotated[float, typer.Option("--heartbeat-timeout", help="seconds before a silent worker is taken for dead")] = 60.0,
-    grace: Annotated[float, typer.Option("--grace", help="seconds between SIGTERM and SIGKILL when stopping a trial")] = 10.0,
+    heartbeat_timeout: Annotated[float, typer.Option(help="seconds until a silent worker is dead")] = 60.0,
+    grace: Annotated[float, typer.Option("--grace", help="seconds from SIGTERM to SIGKILL")] = 10.0,
     time_limit: Annotated[float, typer.Option("--time-limit", help="per-trial time limit in seconds (0 = none)")] = 0.0,
     max_attempts: Annotated[int, typer.Option("--max-attempts", help="attempts per trial when workers die")] = 3,
     algorithm: Annotated[str, typer.Option("--algorithm", help="bayes sampler: auto, tpe or gp")] = "auto",

@@ -37,7 +37,11 @@ from sweepq.store import Keys, Store, Sweep, Trial
 __all__ = ["Outcome", "execute", "run_trial"]
 
 _FUNCTION_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_METRIC_RE = re.compile(r"(?:^|[\s,;])([A-Za-z_][\w./-]*)\s*[=:]\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan)(?=$|[\s,;])", re.IGNORECASE)
+_METRIC_RE = re.compile(
+    r"(?:^|[\s,;])([A-Za-z_][\w./-]*)\s*[=:]\s*"
+    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan)(?=$|[\s,;])",
+    re.IGNORECASE,
+)
 _PR_SET_PDEATHSIG = 1
 _DEATH_SIGNAL = signal.SIGRTMIN + 2
 

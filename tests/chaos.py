@@ -113,22 +113,27 @@ def run_chaos(url: str, workdir: Path, *, trials: int = 100, workers: int = 4, k
             p.wait()
     records = store.trials(sid)
     completions = [tuple(map(int, line.split())) for line in done.read_text().splitlines()]
-    mismatches = []
-    for t in records:
-        try:
-            status = Job.fetch(t.job_id, connection=store.r).get_status()
-        except Exception as err:  # noqa: BLE001 - report, do not hide
-            mismatches.append(f"trial {t.number}: job {t.job_id}: {err}")
-            continue
-        if t.state == "finished" and status != JobStatus.FINISHED:
-            mismatches.append(f"trial {t.number} finished but job {t.job_id} is {status}")
     return ChaosResult(
         trials=len(records), finished=sum(t.state == "finished" for t in records),
         worker_kills=worker_kills, planner_kills=planner_kills,
         attempts=sum(t.attempt for t in records),
         completions=completions,  # type: ignore[arg-type]
-        rq_mismatches=mismatches, seconds=round(time.monotonic() - started, 1),
+        rq_mismatches=_rq_mismatches(store, sid), seconds=round(time.monotonic() - started, 1),
     )
+
+
+def _rq_mismatches(store: Store, sid: str) -> list[str]:
+    """Trial records that disagree with RQ: a finished trial's job must be finished in RQ."""
+    out = []
+    for t in store.trials(sid):
+        try:
+            status = Job.fetch(t.job_id, connection=store.r).get_status()
+        except Exception as err:  # noqa: BLE001 - report, do not hide
+            out.append(f"trial {t.number}: job {t.job_id}: {err}")
+            continue
+        if t.state == "finished" and status != JobStatus.FINISHED:
+            out.append(f"trial {t.number} finished but job {t.job_id} is {status}")
+    return out
 
 
 def main() -> None:

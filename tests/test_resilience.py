@@ -367,7 +367,8 @@ LONG = """
 import os, time, sweepq
 run = sweepq.init()
 steps = 600 if os.environ["SWEEPQ_ATTEMPT"] == "1" else 2
-open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pid-" + os.environ["SWEEPQ_ATTEMPT"]), "w").write(str(os.getpid()))
+here = os.path.dirname(os.path.abspath(__file__))
+open(os.path.join(here, "pid-" + os.environ["SWEEPQ_ATTEMPT"]), "w").write(str(os.getpid()))
 for i in range(steps):
     run.log({"loss": 1.0 / (i + 1)})
     time.sleep(0.05)

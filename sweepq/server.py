@@ -71,12 +71,9 @@ def _client(url: str, *, long_running: bool) -> redis.Redis:
     # A restart of Redis takes seconds; long-running processes ride it out (about 2 minutes).
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), 60 if long_running else 1)
     try:
+        tcp = {} if scheme == "unix" else {"socket_keepalive": True}
         client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=3.0,
-            socket_keepalive=True,
-            health_check_interval=30,
-            retry=retry,
+            url, socket_connect_timeout=3.0, health_check_interval=30, retry=retry, **tcp
         )
         client.ping()
     except (redis.RedisError, ValueError, OSError) as err:

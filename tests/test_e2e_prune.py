@@ -4,6 +4,7 @@ and rerun trials through the real CLI, with real `rq worker` processes and real 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -33,6 +34,8 @@ except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.
         wait_for,
         workers,
     )
+
+from rq.job import Job, JobStatus
 
 from sweepq.stopping import Rule
 from sweepq.store import Store
@@ -114,3 +117,160 @@ def test_sdk_sees_should_stop_then_stopped_from_log_after_a_prune(r, workers, pl
     assert winner["state"] == "finished", winner
     seen = json.loads((out_dir / f"stop-{winner['number']}.json").read_text())
     assert seen.get("completed") is True and "stopped" not in seen and not seen["sigterm"], seen
+
+
+def test_kill_takes_down_a_sigterm_ignoring_program_and_its_children_after_the_grace(
+        r, workers, plans, redis_url, out_dir):
+    grace = 1.5
+    workers.start(1, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
+    plan = plans.start({
+        "program": program("stubborn.py"),
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"p": {"values": [1]}},
+    }, grace=grace)
+    sid = plan.sweep_id()
+    pids_file = out_dir / "pids-0.json"
+    wait_for(pids_file.exists, timeout=30, what="the stubborn program's pids")
+    pids = json.loads(pids_file.read_text())
+    assert len(pids) == 3 and all(alive(p) for p in pids)
+
+    t0 = time.monotonic()
+    out = cli("kill", sid, "0", "--redis", redis_url)
+    assert out.returncode == 0, out.stderr
+    assert "signalled" in out.stderr
+    # SIGTERM is ignored: the tree lives through most of the grace period...
+    time.sleep(grace * 0.6)
+    assert all(alive(p) for p in pids), "a SIGTERM-ignoring program must live until SIGKILL"
+    # ...and is entirely gone soon after it.
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=grace + 8,
+             what=f"pids {pids} to be gone")
+    gone_after = time.monotonic() - t0
+    assert gone_after >= grace * 0.9, gone_after
+
+    assert plan.wait(30) == 0, plan.stderr()
+    (row,) = trials_json(redis_url, sid)
+    assert row["state"] == "killed", row
+    assert row["reason"] == "killed by user"
+    assert Store(r).sweep(sid).state == "finished"
+
+
+def _sleepers(n_values: int, sleep: float) -> dict:
+    return {
+        "program": program("sleeper.py"),
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": list(range(1, n_values + 1))}, "sleep": {"value": sleep}},
+    }
+
+
+def _wait_two_running_two_queued(r, sid: str) -> tuple[list[int], list[int]]:
+    store = Store(r)
+
+    def ready():
+        running = sorted(store.running_numbers(sid))
+        queued = store.queued_numbers(sid)
+        return (running, queued) if len(running) == 2 and len(queued) == 2 else None
+
+    return wait_for(ready, timeout=40, what="2 running and 2 queued trials")
+
+
+def test_stop_cancels_queued_trials_and_their_rq_jobs_while_running_ones_finish(
+        r, workers, plans, redis_url, out_dir):
+    workers.start(2, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
+    plan = plans.start(_sleepers(8, 2.5))
+    sid = plan.sweep_id()
+    running, queued = _wait_two_running_two_queued(r, sid)
+    store = Store(r)
+    queued_jobs = [store.trial(sid, n).job_id for n in queued]
+    assert all(Job.fetch(j, connection=r).get_status() == JobStatus.QUEUED for j in queued_jobs)
+
+    out = cli("stop", sid, "--redis", redis_url)
+    assert out.returncode == 0, out.stderr
+    assert "2 queued trials cancelled" in out.stderr, out.stderr
+    assert store.sweep(sid).state == "stopped"
+    for n, j in zip(queued, queued_jobs, strict=True):
+        assert store.trial(sid, n).state == "cancelled"
+        assert Job.fetch(j, connection=r).get_status() == JobStatus.CANCELED
+
+    assert plan.wait(40) == 0, plan.stderr()
+    rows = {t["number"]: t for t in trials_json(redis_url, sid)}
+    assert len(rows) == 4  # nothing was created after the stop
+    for n in running:
+        assert rows[n]["state"] == "finished", rows[n]
+        assert rows[n]["history_len"] == 2  # ran to its end
+    for n in queued:
+        assert rows[n]["state"] == "cancelled"
+        assert not (out_dir / f"started-{n}").exists()  # never started
+    sweep = store.sweep(sid)
+    assert sweep.state == "stopped" and sweep.active == 0
+
+
+def test_cancel_kills_running_trials_and_cancels_queued_ones(r, workers, plans, redis_url, out_dir):
+    workers.start(2, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
+    plan = plans.start(_sleepers(8, 60), grace=1)
+    sid = plan.sweep_id()
+    running, queued = _wait_two_running_two_queued(r, sid)
+    store = Store(r)
+    wait_for(lambda: all((out_dir / f"started-{n}").exists() for n in running), timeout=20,
+             what="both running programs to start")
+
+    t0 = time.monotonic()
+    out = cli("cancel", sid, "--redis", redis_url)
+    assert out.returncode == 0, out.stderr
+    assert "2 queued cancelled, 2 killed" in out.stderr, out.stderr
+    assert plan.wait(30) == 0, plan.stderr()
+    assert time.monotonic() - t0 < 20  # the 60 s sleeps were cut short
+
+    rows = {t["number"]: t for t in trials_json(redis_url, sid)}
+    assert len(rows) == 4
+    for n in running:
+        assert rows[n]["state"] == "killed", rows[n]
+        assert rows[n]["reason"] == "sweep cancelled"
+        assert rows[n]["history_len"] == 1
+    for n in queued:
+        assert rows[n]["state"] == "cancelled"
+        job = Job.fetch(store.trial(sid, n).job_id, connection=r)
+        assert job.get_status() == JobStatus.CANCELED
+    assert store.sweep(sid).state == "cancelled"
+
+
+def test_rerun_failed_reruns_them_with_the_same_params(r, workers, plans, redis_url, out_dir):
+    workers.start(2, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
+    plan = plans.start({
+        "program": program("flaky.py"),
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": [1, 2, 3, 4]}},
+    })
+    sid = plan.sweep_id()
+    assert plan.wait(60) == 0, plan.stderr()
+    first = {t["number"]: t for t in trials_json(redis_url, sid)}
+    failed = sorted(n for n, t in first.items() if t["state"] == "failed")
+    assert [first[n]["params"]["x"] for n in failed] == [2, 4]
+    assert all("fails until allowed" in first[n]["reason"] for n in failed)
+
+    (out_dir / "allow").touch()
+    out = cli("rerun", sid, "--failed", "--redis", redis_url)
+    assert out.returncode == 0, out.stderr
+    assert f"queued again: {' '.join(map(str, failed))}" in out.stderr, out.stderr
+    # A planner on the resumed sweep sees the reruns to their end, then ends the sweep.
+    again = cli("plan", "--resume", sid, "--redis", redis_url, "--workers", "0", timeout=60)
+    assert again.returncode == 0, again.stderr
+
+    rows = {t["number"]: t for t in trials_json(redis_url, sid)}
+    assert {t["state"] for t in rows.values()} == {"finished"}, rows
+    for n, t in rows.items():
+        assert t["params"] == first[n]["params"]
+        assert t["attempts"] == (2 if n in failed else 1)
+        assert t["best"] == t["params"]["x"]
+    runs = [json.loads(line) for line in (out_dir / "runs.jsonl").read_text().splitlines()]
+    for n in failed:
+        attempts = [run for run in runs if run["trial"] == n]
+        assert [a["attempt"] for a in attempts] == [1, 2]
+        assert attempts[0]["argv"] == attempts[1]["argv"] == [f"--x={first[n]['params']['x']}"]
+    assert len(runs) == 6
+    assert Store(r).sweep(sid).state == "finished"
+    for n in failed:
+        job = Job.fetch(f"sweepq-{sid}-{n}-2", connection=r)
+        assert job.get_status() == JobStatus.FINISHED

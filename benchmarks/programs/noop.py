@@ -1,0 +1,1 @@
+"""A no-op trial for benchmarks/overhead.py: starts, ends."""

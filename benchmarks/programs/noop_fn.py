@@ -1,0 +1,5 @@
+"""A no-op trial in function mode for benchmarks/overhead.py (`program: noop_fn:main`)."""
+
+
+def main() -> None:
+    pass

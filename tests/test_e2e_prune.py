@@ -274,3 +274,31 @@ def test_rerun_failed_reruns_them_with_the_same_params(r, workers, plans, redis_
     for n in failed:
         job = Job.fetch(f"sweepq-{sid}-{n}-2", connection=r)
         assert job.get_status() == JobStatus.FINISHED
+
+
+def test_kill_of_a_function_mode_trial_that_never_logs_ends_it_after_the_grace(
+        r, workers, plans, redis_url, out_dir):
+    # The function cannot see Stopped (it never calls log() again): past the grace period the
+    # job process exits, the trial ends killed, and the same worker takes the next trial.
+    (worker,) = workers.start(1, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
+    plan = plans.start({
+        "program": "tests.programs.fn_train:hang",
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"mode": {"values": ["hang", "quick"]}},
+    }, grace=1.5)
+    sid = plan.sweep_id()
+    pid_file = out_dir / "hang-0.pid"
+    wait_for(pid_file.exists, timeout=30, what="the hanging function to start")
+    horse = int(pid_file.read_text())
+    assert horse != worker.pid and alive(horse)
+
+    out = cli("kill", sid, "0", "--redis", redis_url)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: not alive(horse), timeout=15, what="the job process to exit")
+    assert plan.wait(40) == 0, plan.stderr()
+    rows = trials_json(redis_url, sid)
+    assert [t["state"] for t in rows] == ["killed", "finished"], rows
+    assert rows[0]["reason"] == "killed by user"
+    assert worker.poll() is None  # the worker lives on
+    assert rows[1]["worker"] == rows[0]["worker"]

@@ -15,3 +15,20 @@ def train() -> None:
     if out:
         with open(os.path.join(out, f"fn-{os.environ['SWEEPQ_TRIAL']}.txt"), "w") as f:
             f.write(f"{os.getpid()} {x} {y}")
+
+
+def hang() -> None:
+    """Logs once, then computes forever without logging again (so it never sees `Stopped`);
+    with `mode: quick` it ends at once instead."""
+    import time
+
+    run = sweepq.init()
+    sweepq.log({"loss": 1.0})
+    out = os.environ.get("SWEEPQ_TEST_OUT")
+    if out:
+        with open(os.path.join(out, f"hang-{os.environ['SWEEPQ_TRIAL']}.pid"), "w") as f:
+            f.write(str(os.getpid()))
+    if run.config["mode"] == "quick":
+        return
+    while True:
+        time.sleep(0.05)

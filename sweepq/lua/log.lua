@@ -9,9 +9,9 @@
 local trial, hist, metrics = KEYS[1], KEYS[2], KEYS[3]
 local attempt, step, record, value, goal = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local cap, stream_cap, number = tonumber(ARGV[6]), ARGV[7], ARGV[8]
-local st = redis.call('HGET', trial, 'state')
+local st, current, best, stop = unpack(redis.call('HMGET', trial, 'state', 'attempt', 'best', 'stop'))
 if not st then return {'missing', ''} end
-if tonumber(redis.call('HGET', trial, 'attempt')) ~= tonumber(attempt) then return {'stale', ''} end
+if tonumber(current) ~= tonumber(attempt) then return {'stale', ''} end
 if st ~= 'running' then return {st, ''} end
 local logged = redis.call('HINCRBY', trial, 'logged', 1)
 local index = ''
@@ -24,11 +24,12 @@ else
 end
 if value ~= '' then
   local v = tonumber(value)
+  best = tonumber(best or '')
   redis.call('HINCRBY', trial, 'history_len', 1)
-  redis.call('HSET', trial, 'last', value)
-  local best = tonumber(redis.call('HGET', trial, 'best') or '')
   if best == nil or (goal == 'maximize' and v > best) or (goal ~= 'maximize' and v < best) then
-    redis.call('HSET', trial, 'best', value)
+    redis.call('HSET', trial, 'last', value, 'best', value)
+  else
+    redis.call('HSET', trial, 'last', value)
   end
 end
-return {st, redis.call('HGET', trial, 'stop') or ''}
+return {st, stop or ''}

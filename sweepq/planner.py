@@ -176,6 +176,7 @@ class Planner:
         ended -= self._told
         if not ended:
             return
+        self._workers_at = 0.0  # a worker just became idle: look again
         for t in self.store.trials(self.sweep_id, sorted(ended)):
             if t.state not in ENDED_STATES:
                 continue  # rerun since: it will end again

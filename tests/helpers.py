@@ -105,6 +105,18 @@ def terminate(popen: subprocess.Popen[Any], *, wait: float = 10.0) -> None:
         popen.wait(timeout=5)
 
 
+def kill_by_env(key: str, value: str) -> list[int]:
+    """Kill the processes whose environment has key=value (a marker only our own children carry,
+    such as a tmp SWEEPQ_HOME): the safety net for a failed test's stray local workers."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.pid != os.getpid() and proc.environ().get(key) == value:
+                found.append(proc)
+    kill_tree(found)
+    return [p.pid for p in found]
+
+
 def alive(pid: int) -> bool:
     """Alive and not a zombie."""
     try:

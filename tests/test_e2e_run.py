@@ -19,6 +19,7 @@ try:
         alive,
         base_env,
         cli,
+        kill_by_env,
         out_dir,
         plans,
         program,
@@ -34,6 +35,7 @@ except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.
         alive,
         base_env,
         cli,
+        kill_by_env,
         out_dir,
         plans,
         program,
@@ -290,7 +292,9 @@ def test_embedded_quickstart_from_an_empty_directory(tmp_path):
         assert (home / "appendonly.aof").exists() or (home / "appendonlydir").exists()
     finally:
         stopped = cli("server-stop", cwd=proj, env=env, timeout=30)
+        strays = kill_by_env("SWEEPQ_HOME", str(home))
     assert stopped.returncode == 0, stopped.stderr
+    assert [p for p in strays if p != server_pid] == [], "sweepq plan left processes behind"
     assert server_pid is not None
     wait_for(lambda: not alive(server_pid), timeout=10, what="the embedded server to exit")
     assert not (proj / ".sweepq").exists()  # everything went under SWEEPQ_HOME

@@ -4,6 +4,7 @@ and rerun trials through the real CLI, with real `rq worker` processes and real 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -79,8 +80,13 @@ def test_hyperband_prunes_the_losers_and_lets_the_winners_finish(r, workers, pla
         t = rows[tag]
         assert t["state"] == "pruned", t
         assert 3 <= t["history_len"] < 8, t
-        assert "band 3" in t["reason"] and "threshold" in t["reason"], t["reason"]
-        assert "7" in t["reason"], t["reason"]  # the threshold: the winners' loss at t=3
+        # "hyperband band 3: <its loss at t=3> > threshold <T> (strict)": T is the winners' 7
+        # once all four reached band 3, or 9.4 (l2's) if l1 was judged before both winners were.
+        m = re.fullmatch(r"hyperband band 3: (\S+) > threshold (\S+) \(strict\)", t["reason"])
+        assert m, t["reason"]
+        slope = t["params"]["run"]["slope"]
+        assert float(m.group(1)) == pytest.approx(10 - 3 * slope)
+        assert float(m.group(2)) in (pytest.approx(7.0), pytest.approx(9.4))
     sweep = Store(r).sweep(sid)
     assert sweep.state == "finished"
     assert (sweep.counts["finished"], sweep.counts["pruned"]) == (2, 2)

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
+# The end-to-end fixtures (real rq workers, `sweepq plan` subprocesses) live in tests/helpers.py.
+pytest_plugins = ["tests.helpers"]
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 

@@ -8,38 +8,18 @@ import re
 import time
 
 import pytest
-
-try:
-    from tests.helpers import (  # noqa: F401 - fixtures
-        PY,
-        alive,
-        base_env,
-        cli,
-        out_dir,
-        plans,
-        program,
-        trials_json,
-        wait_for,
-        workers,
-    )
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from helpers import (  # type: ignore[no-redef]  # noqa: F401
-        PY,
-        alive,
-        base_env,
-        cli,
-        out_dir,
-        plans,
-        program,
-        trials_json,
-        wait_for,
-        workers,
-    )
-
 from rq.job import Job, JobStatus
 
 from sweepq.stopping import Rule
 from sweepq.store import Store
+from tests.helpers import (
+    alive,
+    base_env,
+    cli,
+    program,
+    trials_json,
+    wait_for,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

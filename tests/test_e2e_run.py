@@ -11,44 +11,22 @@ from pathlib import Path
 
 import pytest
 import redis
-
-try:
-    from tests.helpers import (  # noqa: F401 - fixtures
-        PY,
-        ROOT,
-        alive,
-        base_env,
-        cli,
-        kill_by_env,
-        out_dir,
-        plans,
-        program,
-        trials_json,
-        wait_for,
-        workers,
-        write_config,
-    )
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from helpers import (  # type: ignore[no-redef]  # noqa: F401
-        PY,
-        ROOT,
-        alive,
-        base_env,
-        cli,
-        kill_by_env,
-        out_dir,
-        plans,
-        program,
-        trials_json,
-        wait_for,
-        workers,
-        write_config,
-    )
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FinishedJobRegistry
 
 from sweepq.store import Store
+from tests.helpers import (
+    ROOT,
+    alive,
+    base_env,
+    cli,
+    kill_by_env,
+    program,
+    trials_json,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -71,9 +71,10 @@ class Sampler:
     ``algorithm`` picks bayes's model: ``"tpe"`` (default; multivariate, with a constant liar
     so many pending trials spread out), ``"gp"`` (Optuna's GPSampler; needs torch, falls back to
     TPE with a warning without it; it has no constant liar, so prefer it with few workers), or
-    ``"auto"`` (GP when torch is importable, else TPE, silently). Random search draws u ~ U[0, 1)
-    per coordinate from ``numpy.random.default_rng([seed, trial number])``: W&B's law, and the
-    same draw as ``Space.sample`` with that generator.
+    ``"auto"`` (GP when torch is importable and at most one other trial is pending, else TPE).
+    Random search draws u ~ U[0, 1) per coordinate from
+    ``numpy.random.default_rng([seed, trial number])``: W&B's law, and the same draw as
+    ``Space.sample`` with that generator.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class Sampler:
         self._seed = int(seed)
         self._n_startup = int(n_startup_trials)
         self._algorithm = _resolve_algorithm(algorithm) if self._method == "bayes" else "random"
+        self._auto = algorithm == "auto"
         self._leaves: tuple[tuple[Path, Distribution], ...] = tuple(
             (p, d) for p, d in self._space.leaves if d.encoding != "const"
         )
@@ -250,7 +252,10 @@ class Sampler:
         """A fresh sampler seeded by (seed, n): suggestions depend on history, not RNG state."""
         seed = int(np.random.SeedSequence([self._seed, n]).generate_state(1)[0])
         with _quiet():
-            if self._algorithm == "gp":
+            # GP has no constant liar: with several trials in flight it would suggest the same
+            # point again, so "auto" asks TPE (which spreads pending trials) until they finish.
+            crowded = self._auto and len(self._pending) > 1
+            if self._algorithm == "gp" and not crowded:
                 return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._n_startup)
             return optuna.samplers.TPESampler(
                 seed=seed,

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,57 +24,18 @@ from rq.job import Job, JobStatus
 from sweepq import config as cfgmod
 from sweepq.planner import Planner
 from sweepq.store import Store
-
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+from tests.helpers import Workers, base_env, wait_for
 
 
 def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return wait_for(cond, timeout=timeout, interval=0.05, what=what)
 
 
-class Workers:
-    """Real `rq worker` processes, each in its own session so a kill -9 hits only the worker."""
-
-    def __init__(self, url: str, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.url, self.cwd, self.env = url, cwd, {**ENV, **(env or {})}
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, n: int = 1) -> list[subprocess.Popen[bytes]]:
-        new = [subprocess.Popen(
-            [sys.executable, "-m", "rq.cli", "worker", "--url", self.url, "-w",
-             "sweepq.worker.Worker", "--name", f"w{len(self.procs) + i}-{os.getpid()}", "sweepq"],
-            cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True) for i in range(n)]
-        self.procs += new
-        return new
-
-    def close(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                with _suppress():
-                    os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=10)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> bool:
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
-
-
-@pytest.fixture()
-def workers(redis_url: str, r: redis.Redis, tmp_path: Path) -> Iterator[Workers]:
-    w = Workers(redis_url, tmp_path)
-    yield w
-    w.close()
+def _box(url: str, tmp_path: Path) -> Workers:
+    """Workers on a Redis of the test's own (not the session server)."""
+    log_dir = tmp_path / "box-logs"
+    log_dir.mkdir(exist_ok=True)
+    return Workers(url, log_dir)
 
 
 class PlannerThread:
@@ -96,6 +57,17 @@ class PlannerThread:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(10)
+
+
+def _plan_to_end(store: Store, sid: str, workers: Workers, n: int = 1, *,
+                 timeout: float = 60, env: dict[str, str] | None = None) -> Any:
+    """Start `n` workers and plan the sweep to its end in this process."""
+    planner = PlannerThread(store, sid)
+    try:
+        workers.start(n, env=env)
+        return planner.join(timeout)
+    finally:
+        planner.close()
 
 
 def _sweep(store: Store, tmp_path: Path, program: str, *, run_cap: int, **settings: Any) -> str:
@@ -193,7 +165,7 @@ def test_forged_jobs_are_refused_and_nothing_runs(r: redis.Redis, redis_url: str
 
     by_pickle = q.enqueue_call("sweepq.runner.run_trial", args=(Evil(), 0, 1))
     subprocess.run([sys.executable, "-m", "rq.cli", "worker", "--url", redis_url, "-w",
-                    "sweepq.worker.Worker", "--burst", "sweepq"], cwd=tmp_path, env=ENV,
+                    "sweepq.worker.Worker", "--burst", "sweepq"], cwd=tmp_path, env=base_env(),
                    timeout=60, capture_output=True, check=False)
     assert not marker.exists()
     for job in (by_name, by_pickle):
@@ -205,12 +177,7 @@ def test_hanging_program_hits_the_time_limit(r: redis.Redis, workers: Workers,
     store = Store(r)
     sid = _sweep(store, tmp_path, "import time\nprint('loss=1')\ntime.sleep(600)\n", run_cap=1,
                  time_limit=1.0, grace=0.5)
-    planner = PlannerThread(store, sid)
-    try:
-        workers.start(1)
-        planner.join(60)
-    finally:
-        planner.close()
+    _plan_to_end(store, sid, workers)
     trial = store.trial(sid, 0)
     assert trial.state == "failed"
     assert "time limit" in (trial.reason or "")
@@ -233,17 +200,15 @@ def test_broken_program_pauses_the_sweep(r: redis.Redis, workers: Workers, tmp_p
     assert sweep.created < 10
 
 
-def test_failing_box_stops_taking_jobs(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+def test_failing_box_stops_taking_jobs(r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
     store = Store(r)
     sid = _sweep(store, tmp_path, "raise SystemExit(3)\n", run_cap=20, fail_pause=0)
-    box = Workers(redis_url, tmp_path, env={"SWEEPQ_MAX_FAIL_STREAK": "3"})
     planner = PlannerThread(store, sid)
     try:
-        (proc,) = box.start(1)
+        (proc,) = workers.start(1, env=base_env(SWEEPQ_MAX_FAIL_STREAK="3"))
         proc.wait(timeout=60)
     finally:
         planner.close()
-        box.close()
     failed = [t for t in store.trials(sid) if t.state == "failed"]
     assert len(failed) == 3
     assert all(t.exit_code == 3 for t in failed)
@@ -275,12 +240,7 @@ def test_metric_and_output_floods_are_capped(r: redis.Redis, workers: Workers,
         print("noise", i)
     """
     sid = _sweep(store, tmp_path, program, run_cap=1, metric_cap=500, log_cap=100)
-    planner = PlannerThread(store, sid)
-    try:
-        workers.start(1)
-        planner.join(120)
-    finally:
-        planner.close()
+    _plan_to_end(store, sid, workers, timeout=120)
     trial = store.trial(sid, 0)
     assert trial.state == "finished"
     assert trial.logged == 3003 and trial.dropped == 2503
@@ -310,7 +270,7 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing(tmp_path: Path) -> No
             run.log({"loss": run.config.x / (i + 1)})
             time.sleep(0.1)
         """, run_cap=8, heartbeat_timeout=10.0)
-    box = Workers(url, tmp_path)
+    box = _box(url, tmp_path)
     planner = PlannerThread(store, sid)
     try:
         box.start(2)
@@ -328,11 +288,11 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing(tmp_path: Path) -> No
             assert all(t.state == "finished" for t in trials)
         finally:
             planner.close()
-            box.close()
+            box.stop()
             server2.stop()
     finally:
         planner.close()
-        box.close()
+        box.stop()
         if server.is_running():
             server.stop()
 
@@ -352,12 +312,7 @@ def test_preempted_trial_is_requeued_not_failed(r: redis.Redis, workers: Workers
                                                 tmp_path: Path) -> None:
     store = Store(r)
     sid = _sweep(store, tmp_path, PREEMPTED, run_cap=1)
-    planner = PlannerThread(store, sid)
-    try:
-        workers.start(1)
-        planner.join(60)
-    finally:
-        planner.close()
+    _plan_to_end(store, sid, workers)
     trial = store.trial(sid, 0)
     assert (trial.state, trial.attempt, trial.preemptions) == ("finished", 2, 1)
     assert store.sweep(sid).counts["failed"] == 0
@@ -419,14 +374,11 @@ def test_acl_user_with_password_runs_a_sweep_end_to_end(tmp_path: Path) -> None:
             run = sweepq.init()
             run.log({"loss": run.config.x})
             """, run_cap=2)
-        box = Workers(url, tmp_path)
-        planner = PlannerThread(store, sid)
+        box = _box(url, tmp_path)
         try:
-            box.start(1)
-            assert planner.join(60).state == "finished"
+            assert _plan_to_end(store, sid, box).state == "finished"
         finally:
-            planner.close()
-            box.close()
+            box.stop()
         assert [t.state for t in store.trials(sid)] == ["finished", "finished"]
         assert all(t.history_len == 1 for t in store.trials(sid))
     finally:

@@ -142,8 +142,7 @@ class Planner:
 
     def _rebuild(self) -> None:
         """Start from Redis: the grid, or the sampler with every trial's record."""
-        last = self.store.r.xrevrange(self.keys.events, count=1)
-        self._events_from = last[0][0].decode() if last else "0-0"
+        self._events_from = self.store.last_event_id(self.sweep_id)
         trials = self.store.trials(self.sweep_id)
         if self.method == "grid":
             self._grid = self.config.space.grid()
@@ -166,13 +165,11 @@ class Planner:
 
     def _learn(self) -> None:
         """Tell the sampler every trial that ended since the last round; check metric.target."""
-        entries = self.store.r.xrange(self.keys.events, min=f"({self._events_from}")
         ended: set[int] = set()
-        for entry_id, fields in entries:
-            self._events_from = entry_id.decode()
-            state = fields.get(b"state", b"").decode()
-            if state in ENDED_STATES:
-                ended.add(int(fields[b"trial"]))
+        for entry_id, fields in self.store.events_since(self.sweep_id, self._events_from):
+            self._events_from = entry_id
+            if fields.get("state") in ENDED_STATES:
+                ended.add(int(fields["trial"]))
         ended -= self._told
         if not ended:
             return
@@ -304,5 +301,4 @@ class Planner:
 
     def _wait_for_events(self, timeout: float) -> None:
         with contextlib.suppress(redis.RedisError):
-            self.store.r.xread({self.keys.events: self._events_from}, count=1,
-                               block=int(timeout * 1000))
+            self.store.wait_events(self.sweep_id, self._events_from, timeout=timeout)

@@ -50,8 +50,7 @@ class Pruner:
 
     def start(self) -> None:
         """Join the consumer group and rebuild every history from Redis."""
-        with contextlib.suppress(redis.ResponseError):  # BUSYGROUP: it exists already
-            self.store.r.xgroup_create(self.keys.metrics, _GROUP, id="0", mkstream=True)
+        self.store.join_metrics(self.sweep_id, _GROUP)
         created = self.store.sweep(self.sweep_id).created
         for number, values in self.store.histories(self.sweep_id, range(created)).items():
             if values:
@@ -93,27 +92,22 @@ class Pruner:
     def _read(self, *, pending: bool, block: float = 0.0) -> bool:
         got = False
         while True:
-            reply = self.store.r.xreadgroup(
-                _GROUP, self.owner, {self.keys.metrics: "0" if pending else ">"}, count=1000,
-                block=None if pending else int(block * 1000),
-            )
-            entries = reply[0][1] if reply else []
+            entries = self.store.read_metrics(self.sweep_id, _GROUP, self.owner, pending=pending,
+                                              block=block)
             if not entries:
                 return got
-            ids = []
-            for entry_id, fields in entries:
-                ids.append(entry_id)
+            for _, fields in entries:
                 got |= self._absorb(fields)
-            self.store.r.xack(self.keys.metrics, _GROUP, *ids)
+            self.store.ack_metrics(self.sweep_id, _GROUP, [entry_id for entry_id, _ in entries])
             if not pending and len(entries) < 1000:
                 return got
             block = 0.0
 
-    def _absorb(self, fields: Mapping[bytes, bytes]) -> bool:
-        value, index = fields.get(b"v", b""), fields.get(b"i", b"")
+    def _absorb(self, fields: Mapping[str, str]) -> bool:
+        value, index = fields.get("v", ""), fields.get("i", "")
         if not value or not index:
             return False
-        hist = self.histories.setdefault(fields[b"t"].decode(), [])
+        hist = self.histories.setdefault(fields["t"], [])
         i = int(index) - 1
         while len(hist) <= i:
             hist.append(float("nan"))

@@ -125,7 +125,7 @@ def execute(
 
 
 def _preempting(store: Store, trial: Trial) -> bool:
-    return bool(store.r.hget(Keys(trial.sweep_id).trial(trial.number), "preempting"))
+    return bool(store.trial_fields(trial.sweep_id, trial.number, "preempting")[0])
 
 
 def _trial_env(url: str, trial: Trial) -> dict[str, str]:
@@ -362,10 +362,10 @@ class _Watch:
         self.flush()
         if self._thread is not None:
             with contextlib.suppress(redis.RedisError):
-                self.store.r.rpush(Keys(self.trial.sweep_id).stop(self.trial.number), "done")
+                self.store.wake(self.trial.sweep_id, self.trial.number, "done")
             self._thread.join(timeout=5)
             with contextlib.suppress(redis.RedisError):
-                self.store.r.delete(Keys(self.trial.sweep_id).stop(self.trial.number))
+                self.store.clear_wake(self.trial.sweep_id, self.trial.number)
 
     def output(self, line: str) -> None:
         with self._lock:

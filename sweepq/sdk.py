@@ -120,10 +120,8 @@ class Run:
         if self._store is not None:
             import json
 
-            from sweepq.store import Keys
-
-            self._store.r.hset(Keys(self.sweep_id or "").trial(self.number or 0), "summary",
-                               json.dumps(self.summary, default=str))
+            self._store.set_trial_fields(self.sweep_id, self.number,
+                                         summary=json.dumps(self.summary, default=str))
 
     @property
     def should_stop(self) -> bool:
@@ -132,13 +130,10 @@ class Run:
             return self._stop
         now = time.monotonic()
         if now - self._stop_checked > 0.2:
-            from sweepq.store import Keys
-
             self._stop_checked = now
-            raw = self._store.r.hmget(Keys(self.sweep_id or "").trial(self.number or 0),
-                                      "stop", "state", "attempt")
-            stop, state, attempt = raw
-            self._stop = bool(stop) or state != b"running" or int(attempt or 0) != self._attempt
+            stop, state, attempt = self._store.trial_fields(self.sweep_id, self.number,
+                                                            "stop", "state", "attempt")
+            self._stop = bool(stop) or state != "running" or int(attempt or 0) != self._attempt
         return self._stop
 
     def mark_preempting(self) -> None:

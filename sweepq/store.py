@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -317,7 +317,7 @@ class Store:
         return sid
 
     def sweep(self, sweep_id: str) -> Sweep:
-        raw = self.r.hgetall(Keys(sweep_id).sweep)
+        raw = cast(dict[bytes, bytes], self.r.hgetall(Keys(sweep_id).sweep))
         if not raw or b"state" not in raw:
             raise NotFound(f"no sweep {sweep_id!r} in this Redis")
         return Sweep.from_hash(sweep_id, raw)
@@ -349,7 +349,7 @@ class Store:
         ))
 
     def trial(self, sweep_id: str, number: int) -> Trial:
-        raw = self.r.hgetall(Keys(sweep_id).trial(number))
+        raw = cast(dict[bytes, bytes], self.r.hgetall(Keys(sweep_id).trial(number)))
         if not raw:
             raise NotFound(f"no trial {number} in sweep {sweep_id}")
         return Trial.from_hash(sweep_id, raw)
@@ -369,8 +369,9 @@ class Store:
 
     def running_numbers(self, sweep_id: str) -> dict[int, float]:
         """Running trial numbers with their last heartbeat time."""
-        return {int(n): float(t) for n, t in self.r.zrange(Keys(sweep_id).running, 0, -1,
-                                                             withscores=True)}
+        pairs = cast(list[tuple[bytes, float]],
+                     self.r.zrange(Keys(sweep_id).running, 0, -1, withscores=True))
+        return {int(n): float(t) for n, t in pairs}
 
     def histories(self, sweep_id: str, numbers: Iterable[int]) -> dict[int, list[float]]:
         """Each trial's finite logged values of the sweep's metric, in order."""
@@ -389,7 +390,7 @@ class Store:
     def heartbeat(self, sweep_id: str, number: int, *, attempt: int) -> tuple[str, str]:
         state, stop = self._run("heartbeat", Keys(sweep_id).transition(number),
                                 [attempt, self.now()])
-        return state, stop
+        return str(state), str(stop)
 
     def finish(
         self,
@@ -468,6 +469,56 @@ class Store:
 
     def set_trial_fields(self, sweep_id: str, number: int, **fields: Any) -> None:
         self.r.hset(Keys(sweep_id).trial(number), mapping={k: _arg(v) for k, v in fields.items()})
+
+    def trial_fields(self, sweep_id: str, number: int, *names: str) -> list[str | None]:
+        """A few fields of a trial in one round trip (None where unset)."""
+        raw = cast(list[Any], self.r.hmget(Keys(sweep_id).trial(number), list(names)))
+        return [None if v is None else _s(v) for v in raw]
+
+    def wake(self, sweep_id: str, number: int, message: str) -> None:
+        """Wake the trial's runner, which blocks on its stop list between heartbeats."""
+        self.r.rpush(Keys(sweep_id).stop(number), message)
+
+    def clear_wake(self, sweep_id: str, number: int) -> None:
+        self.r.delete(Keys(sweep_id).stop(number))
+
+    # --- streams ----------------------------------------------------------------------------
+
+    def last_event_id(self, sweep_id: str) -> str:
+        last = cast(list[Any], self.r.xrevrange(Keys(sweep_id).events, count=1))
+        return _s(last[0][0]) if last else "0-0"
+
+    def events_since(self, sweep_id: str, after: str) -> list[tuple[str, dict[str, str]]]:
+        """Trial state changes after the stream id `after`, oldest first."""
+        raw = cast(list[Any], self.r.xrange(Keys(sweep_id).events, min=f"({after}"))
+        return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in raw]
+
+    def wait_events(self, sweep_id: str, after: str, *, timeout: float) -> None:
+        """Block until an event after `after` arrives, or `timeout` seconds pass."""
+        self.r.xread({Keys(sweep_id).events: after}, count=1, block=int(timeout * 1000))
+
+    def join_metrics(self, sweep_id: str, group: str) -> None:
+        """Create the consumer group on the metric stream (from its start) unless it exists."""
+        try:
+            self.r.xgroup_create(Keys(sweep_id).metrics, group, id="0", mkstream=True)
+        except redis.ResponseError as err:
+            if "BUSYGROUP" not in str(err):
+                raise
+
+    def read_metrics(
+        self, sweep_id: str, group: str, consumer: str, *, pending: bool, block: float,
+        count: int = 1000,
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The next metric records for this consumer (or its unacknowledged ones)."""
+        reply = cast(list[Any], self.r.xreadgroup(
+            group, consumer, {Keys(sweep_id).metrics: "0" if pending else ">"}, count=count,
+            block=None if pending else int(block * 1000)))
+        entries = reply[0][1] if reply else []
+        return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in entries]
+
+    def ack_metrics(self, sweep_id: str, group: str, ids: list[str]) -> None:
+        if ids:
+            self.r.xack(Keys(sweep_id).metrics, group, *ids)
 
     # --- leases -----------------------------------------------------------------------------
 

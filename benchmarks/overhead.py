@@ -65,6 +65,7 @@ def sweepq(url: str, n: int, tmp: Path, program: str, *, workers: int = WORKERS,
               "parameters": {"i": {"values": list(range(n))}}}
     path = tmp / f"sweep-{program.replace(':', '_')}.yaml"
     path.write_text(json.dumps(config))
+    t_before = time.time()
     sweep_id, wall, _ = C.run_plan(path, url=url, workers=workers, cwd=tmp,
                                    queue=queue or C.new_queue("overhead"))
     rows = C.trials(url, sweep_id)
@@ -75,6 +76,10 @@ def sweepq(url: str, n: int, tmp: Path, program: str, *, workers: int = WORKERS,
                        if t["started_at"] and t["ended_at"])
     return {"sweep_id": sweep_id, "wall_s": wall, "steady_s": max(ended) - min(started), "n": n,
             "ok": ok, "states": sorted({t["state"] for t in rows}),
+            "retried": [t["number"] for t in rows if t["attempts"] > 1],
+            # where the wall time outside the steady state went
+            "to_first_claim_s": min(started) - t_before,
+            "after_last_end_s": t_before + wall - max(ended),
             "trial_median_s": durations[len(durations) // 2] if durations else None}
 
 
@@ -171,6 +176,9 @@ def main() -> None:
     row("floor: python noop.py, 2 at a time", n, base["ok"], base["wall_s"], base["steady_s"])
     row("sweepq subprocess (python noop.py)", n, sub["ok"], sub["wall_s"], sub["steady_s"])
     row("sweepq function (noop_fn:main)", n, fn["ok"], fn["wall_s"], fn["steady_s"])
+    slow_exits = [f"{name}: {res['after_last_end_s']:.1f} s" for name, res in
+                  (("subprocess", sub), ("function", fn), *what_if.items())
+                  if res["after_last_end_s"] > 5]
     for mode, res in what_if.items():
         row(f"  what-if: {mode}, preloaded worker", n, res["ok"], res["wall_s"], res["steady_s"])
     if rres.get("installed") and "error" in rres:
@@ -187,6 +195,13 @@ def main() -> None:
     text += (f"\n\nfloor runs: {floor_walls} (the faster "
              f"is the baseline); load average (1 min) at start/after sweepq/end: "
              f"{' / '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} CPUs")
+    retried = {name: res["retried"] for name, res in
+               (("subprocess", sub), ("function", fn), *what_if.items()) if res["retried"]}
+    if retried:
+        text += f"\nWARNING: trials retried (lost worker or runner error): {retried}"
+    if slow_exits:
+        text += ("\nslow exit of `sweepq plan` after the last trial ended (workers' warm "
+                 f"shutdown): {', '.join(slow_exits)}")
     text += ("\nwall: whole command (workers/planner or ray.init start included); steady: "
              "first claim to last end (sweepq), Tuner.fit() (ray); per trial = 2 x steady / n")
     if not rres.get("installed"):

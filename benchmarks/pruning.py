@@ -16,7 +16,8 @@ configs in the same order when benchmarks/.venv-ray exists (full mode, or --ray)
 
 Per condition: total epochs trained (every logged epoch of every trial), epochs (in arrival order
 across all trials) until the best val_acc first reaches the target (0.975), the final best
-val_acc, and wall time; ratios against `none` measured in the same run.
+val_acc, epochs until the `none` sweep's best val_acc is first matched, and wall time; ratios
+against `none` measured in the same run.
 
     .venv/bin/python benchmarks/pruning.py            # 36 trials per condition, + Ray if present
     .venv/bin/python benchmarks/pruning.py --quick    # 18 trials, no Ray unless --ray
@@ -64,7 +65,13 @@ def epochs_stats(epochs: list[tuple[float, int, float]], t0: float) -> dict[str,
         if out["epochs_to_target"] is None and acc >= TARGET:
             out["epochs_to_target"], out["time_to_target_s"] = k, t - t0
     out["best"] = best if epochs else None
+    out["epochs"] = [[round(t, 3), trial, acc] for t, trial, acc in epochs]  # raw, in order
     return out
+
+
+def epochs_to(epochs: list[list[Any]], level: float) -> int | None:
+    """Epochs spent (arrival order, all trials) until some epoch's val_acc reached `level`."""
+    return next((k for k, (_t, _trial, acc) in enumerate(epochs, start=1) if acc >= level), None)
 
 
 def run_sweepq(url: str, name: str, early: dict[str, Any] | None, n: int, seed: int,
@@ -99,6 +106,7 @@ def run_sweepq(url: str, name: str, early: dict[str, Any] | None, n: int, seed: 
         states[t.state] = states.get(t.state, 0) + 1
     return {
         "sweep_id": sweep_id, "wall_s": wall, "states": states,
+        "retried": [t.number for t in rows if t.attempt > 1],
         "params": [t.params for t in sorted(rows, key=lambda t: t.number)],
         "epochs_per_trial": [t.history_len for t in sorted(rows, key=lambda t: t.number)],
         **epochs_stats(epochs, sweep.created_at),
@@ -167,10 +175,14 @@ def main() -> None:
     same = all(r["params"] == results["none"]["params"] for r in results.values() if "params" in r)
 
     base = results["none"]
+    top = base["best"]  # the best the unpruned sweep found: how soon does each condition get it?
+    for r in results.values():
+        if "epochs" in r:
+            r["epochs_to_top"] = epochs_to(r["epochs"], top)
     rows = []
     for name, r in results.items():
         if "error" in r:
-            rows.append([name, "error", "-", "-", "-", "-", "-", "-", "-"])
+            rows.append([name, "error", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         to_target = r["epochs_to_target"]
         rows.append([
@@ -178,15 +190,22 @@ def main() -> None:
             to_target if to_target is not None else "never",
             f"{to_target / base['epochs_to_target']:.2f}x"
             if to_target is not None and base["epochs_to_target"] else "-",
+            r["epochs_to_top"] if r["epochs_to_top"] is not None else "never",
             f"{r['best']:.4f}", f"{r['time_to_target_s']:.0f} s"
             if r["time_to_target_s"] is not None else "-",
             f"{r['wall_s']:.0f} s",
             ", ".join(f"{k} {v}" for k, v in sorted(r["states"].items())),
         ])
     text = C.table(["condition", "epochs", "vs none", f"epochs to {TARGET}", "vs none",
-                    "best val_acc", "time to target", "wall", "trials"], rows)
+                    f"epochs to {top:.4f}", "best val_acc", "time to target", "wall", "trials"], rows)
     text += (f"\n\n{n} trials per condition (random search, seed {args.seed}, {WORKERS} workers, "
-             f"27 epochs max); same trials in every condition: {'yes' if same else 'NO'}")
+             f"27 epochs max); same trials in every condition: {'yes' if same else 'NO'}"
+             f"\nepochs to X: epochs trained (all trials, in arrival order) until some trial's "
+             f"val_acc first reached X; {top:.4f} is the best the `none` sweep found")
+    retried = {name: r["retried"] for name, r in results.items() if r.get("retried")}
+    if retried:
+        text += (f"\nWARNING: trials retried after a lost worker or runner error: {retried}; "
+                 "their epochs count twice (see the workers' logs); rerun before trusting this")
     if ray_note:
         text += f"\n{ray_note}"
     elif "ray asha" in results and "error" in results["ray asha"]:

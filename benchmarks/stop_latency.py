@@ -146,6 +146,7 @@ def sweep(url: str, n_stops: int, workers: int, tmp: Path) -> dict[str, Any]:
     wrongly_stopped = [t["params"]["i"] for t in rows
                        if t["params"]["i"] % 2 == 0 and t["state"] != "finished"]
     return {"sweep_id": sweep_id, "wall_s": wall, "states": states, "latencies": latencies,
+            "retried": [t["number"] for t in rows if t["attempts"] > 1],
             "to_redis": to_redis, "from_redis": from_redis,
             "missed": missed, "wrongly_stopped": wrongly_stopped,
             "reasons": sorted({t["reason"] or "" for t in rows if t["state"] == "pruned"})}
@@ -202,7 +203,7 @@ def main() -> None:
         f"\n\nsweep {res['sweep_id']}: {2 * n} trials, {args.workers} workers, "
         f"{res['wall_s']:.1f} s; states {res['states']}"
         f"\nlosers never signalled: {len(res['missed'])}; good trials stopped: "
-        f"{len(res['wrongly_stopped'])}"
+        f"{len(res['wrongly_stopped'])}; trials retried: {len(res['retried'])}"
         f"\ntarget median < {TARGET_MEDIAN * 1e3:.0f} ms: {'PASS' if ok_med else 'FAIL'}; "
         f"worst < {TARGET_WORST:.0f} s: {'PASS' if ok_worst else 'FAIL'}"
         f"\ntotal benchmark time {time.perf_counter() - t_start:.0f} s"

@@ -167,6 +167,7 @@ def machine() -> dict[str, Any]:
     return {
         "commit": git("rev-parse", "--short", "HEAD"),
         "sweepq_dirty": bool(git("status", "--porcelain", "--", "sweepq")),
+        "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "rq": rq.__version__,

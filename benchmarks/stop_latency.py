@@ -136,8 +136,10 @@ def sweep(url: str, n_stops: int, workers: int, tmp: Path) -> dict[str, Any]:
         f = out_dir / f"{i}.json"
         rec = json.loads(f.read_text()) if f.exists() else None
         if rec is None or rec["t_sig"] is None:
-            missed.append({"i": i, "state": by_number.get(i, {}).get("state"),
-                           "reason": by_number.get(i, {}).get("reason")})
+            t = by_number.get(i, {})
+            missed.append({"i": i, "state": t.get("state"), "reason": t.get("reason"),
+                           "exit_code": t.get("exit_code"), "record": rec,
+                           "output": _output(url, sweep_id, t.get("number"))})
             continue
         latencies.append(rec["t_sig"] - rec["t_log"])
         if i in arrived:  # the stream entry's id is the server's clock (ms) when log() landed
@@ -150,6 +152,13 @@ def sweep(url: str, n_stops: int, workers: int, tmp: Path) -> dict[str, Any]:
             "to_redis": to_redis, "from_redis": from_redis,
             "missed": missed, "wrongly_stopped": wrongly_stopped,
             "reasons": sorted({t["reason"] or "" for t in rows if t["state"] == "pruned"})}
+
+
+def _output(url: str, sweep_id: str, number: int | None) -> list[str]:
+    from sweepq.server import connect
+    from sweepq.store import Store
+
+    return [] if number is None else Store(connect(url)).output(sweep_id, number, tail=20)
 
 
 def _arrivals(url: str, sweep_id: str, param_i: dict[int, int]) -> dict[int, float]:
@@ -180,11 +189,13 @@ def main() -> None:
     n = args.stops or (20 if args.quick else 50)
     n_floor = min(n, 30)
     t_start = time.perf_counter()
+    load = [os.getloadavg()[0]]
     with C.redis_server(args.redis) as url, tempfile.TemporaryDirectory(prefix="sq-stoplat-") as d:
         tmp = Path(d)
         rtt = C.redis_rtt(url)
         bare = C.summary(floor(url, n_floor, tmp))
         res = sweep(url, n, args.workers, tmp)
+    load.append(os.getloadavg()[0])
     lat = C.summary(res["latencies"])
     med_rtt = rtt["median"]
     rows = []
@@ -206,13 +217,15 @@ def main() -> None:
         f"{len(res['wrongly_stopped'])}; trials retried: {len(res['retried'])}"
         f"\ntarget median < {TARGET_MEDIAN * 1e3:.0f} ms: {'PASS' if ok_med else 'FAIL'}; "
         f"worst < {TARGET_WORST:.0f} s: {'PASS' if ok_worst else 'FAIL'}"
-        f"\ntotal benchmark time {time.perf_counter() - t_start:.0f} s"
+        f"\nload average (1 min) start/end: {load[0]:.1f} / {load[1]:.1f} on {os.cpu_count()} "
+        f"CPUs; total benchmark time {time.perf_counter() - t_start:.0f} s"
     )
     print(text)
     if res["missed"]:
         print("missed:", res["missed"][:5])
     path = C.write_result("stop_latency", quick=args.quick, data={
-        "stops": n, "workers": args.workers, "sweepq": lat, "floor": bare, "redis_rtt": rtt,
+        "stops": n, "workers": args.workers, "load_avg": load, "sweepq": lat, "floor": bare,
+        "redis_rtt": rtt,
         "raw_latencies_s": res["latencies"], "raw_to_redis_s": res["to_redis"],
         "raw_from_redis_s": res["from_redis"],
         "sweep": {k: v for k, v in res.items() if k not in ("latencies", "to_redis", "from_redis")},

@@ -41,6 +41,7 @@ class Pruner:
         self.histories: dict[str, list[float]] = {}
         self.promoted: dict[str, int] = {}
         self.stopped: set[str] = set()
+        self.attempts: dict[str, int] = {}
         self.decisions = 0
         self._started = False
 
@@ -52,6 +53,8 @@ class Pruner:
         """Join the consumer group and rebuild every history from Redis."""
         self.store.join_metrics(self.sweep_id, _GROUP)
         created = self.store.sweep(self.sweep_id).created
+        trials = self.store.trials(self.sweep_id, range(created))
+        self.attempts = {str(t.number): t.attempt for t in trials}
         for number, values in self.store.histories(self.sweep_id, range(created)).items():
             if values:
                 self.histories[str(number)] = values
@@ -107,7 +110,16 @@ class Pruner:
         value, index = fields.get("v", ""), fields.get("i", "")
         if not value or not index:
             return False
-        hist = self.histories.setdefault(fields["t"], [])
+        name, attempt = fields["t"], int(fields.get("a") or 1)
+        known = self.attempts.get(name, 0)
+        if attempt < known:
+            return False  # a superseded attempt's late record
+        if attempt > known:  # a new attempt starts its history (and its judgement) afresh
+            self.attempts[name] = attempt
+            self.histories[name] = []
+            self.promoted.pop(name, None)
+            self.stopped.discard(name)
+        hist = self.histories.setdefault(name, [])
         i = int(index) - 1
         while len(hist) <= i:
             hist.append(float("nan"))

@@ -100,7 +100,28 @@ def execute(
         result = Outcome("failed", None, f"runner error: {type(err).__name__}: {err}")
         traceback.print_exc()
     finally:
-        watch.close()
+        try:
+            watch.close()
+        except Exception:  # noqa: BLE001 - the outcome must still be recorded below
+            traceback.print_exc()
+    try:
+        result = _settle(store, sweep, trial, watch, result)
+    except Exception:  # noqa: BLE001 - record what the program did, whatever failed here
+        traceback.print_exc()
+    final = store.finish(sweep_id, number, attempt=attempt, outcome=result.outcome,
+                         exit_code=result.exit_code, reason=result.reason)
+    if final == "queued":
+        from sweepq.jobs import enqueue_trial
+
+        enqueue_trial(store.r, queue=sweep.queue, trial=store.trial(sweep_id, number),
+                      time_limit=float(sweep.settings["time_limit"]),
+                      grace=float(sweep.settings["grace"]))
+    return final
+
+
+def _settle(store: Store, sweep: Sweep, trial: Trial, watch: _Watch, result: Outcome) -> Outcome:
+    """The final outcome: time limit, a metric never logged, preemption or warm shutdown."""
+    sweep_id, number = trial.sweep_id, trial.number
     if watch.timed_out and result.outcome != "requeue":
         result = Outcome("failed", result.exit_code,
                          f"time limit of {sweep.settings['time_limit']:g}s exceeded")
@@ -113,15 +134,7 @@ def execute(
         result = Outcome("requeue", result.exit_code, watch.requeue_reason)
     elif _preempting(store, trial):
         result = Outcome("requeue", result.exit_code, "preempted")
-    final = store.finish(sweep_id, number, attempt=attempt, outcome=result.outcome,
-                         exit_code=result.exit_code, reason=result.reason)
-    if final == "queued":
-        from sweepq.jobs import enqueue_trial
-
-        enqueue_trial(store.r, queue=sweep.queue, trial=store.trial(sweep_id, number),
-                      time_limit=float(sweep.settings["time_limit"]),
-                      grace=float(sweep.settings["grace"]))
-    return final
+    return result
 
 
 def _preempting(store: Store, trial: Trial) -> bool:

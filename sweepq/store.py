@@ -99,6 +99,10 @@ class Keys:
         """The five KEYS every trial transition script takes, in order."""
         return [self.sweep, self.trial(number), self.queued, self.running, self.events]
 
+    def new_attempt(self, number: int) -> list[str]:
+        """The KEYS of a transition that may start a new attempt (it clears the history)."""
+        return [*self.transition(number), self.history(number)]
+
 
 def job_id(sweep_id: str, number: int, attempt: int) -> str:
     """Deterministic, so a re-enqueue after a crash overwrites rather than duplicates."""
@@ -406,7 +410,7 @@ class Store:
         requeued, 'stale' if a newer attempt owns the trial)."""
         return str(self._run(
             "finish",
-            Keys(sweep_id).transition(number),
+            Keys(sweep_id).new_attempt(number),
             [attempt, outcome, "" if exit_code is None else exit_code, reason, self.now(),
              job_id(sweep_id, number, attempt + 1)],
         ))
@@ -416,7 +420,7 @@ class Store:
     ) -> str:
         return str(self._run(
             "expire",
-            Keys(sweep_id).transition(number),
+            Keys(sweep_id).new_attempt(number),
             [attempt, cutoff, max_attempts, job_id(sweep_id, number, attempt + 1), self.now()],
         ))
 
@@ -427,7 +431,7 @@ class Store:
 
     def rerun(self, sweep_id: str, number: int, *, reason: str = "rerun") -> str:
         attempt = int(self.r.hget(Keys(sweep_id).trial(number), "attempt") or 0)
-        return str(self._run("rerun", Keys(sweep_id).transition(number),
+        return str(self._run("rerun", Keys(sweep_id).new_attempt(number),
                              [job_id(sweep_id, number, attempt + 1), self.now(), reason]))
 
     def log(

@@ -383,3 +383,51 @@ def test_acl_user_with_password_runs_a_sweep_end_to_end(tmp_path: Path) -> None:
         assert all(t.history_len == 1 for t in store.trials(sid))
     finally:
         server.stop()
+
+
+def test_a_new_attempt_starts_a_fresh_history(r: redis.Redis, tmp_path: Path) -> None:
+    """Hyperband counts positions in the history: a dead attempt's values must not count."""
+    now = [1000.0]
+    store = Store(r, now=lambda: now[0])
+    sid = _sweep(store, tmp_path, "print(1)", run_cap=1, heartbeat_timeout=5.0)
+    assert store.create_trial(sid, 0, params={"x": 0.5}, encoded={"x": 0.5}) == "ok"
+    assert store.claim(sid, 0, attempt=1, worker="a", host="h") == "ok"
+    for i in range(5):
+        store.log(sid, 0, attempt=1, step=i, record={"loss": 1.0 - i / 10}, value=1.0 - i / 10,
+                  goal="minimize", metric_cap=100, stream_cap=1000)
+    now[0] += 10
+    assert store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=3) == "queued"
+    trial = store.trial(sid, 0)
+    assert (trial.history_len, trial.best, trial.logged) == (0, None, 0)
+    assert store.histories(sid, [0]) == {0: []}
+    assert store.claim(sid, 0, attempt=2, worker="b", host="h") == "ok"
+    assert store.log(sid, 0, attempt=1, step=9, record={"loss": 0.0}, value=0.0,
+                     goal="minimize", metric_cap=100, stream_cap=1000)[0] == "stale"
+    store.log(sid, 0, attempt=2, step=0, record={"loss": 0.9}, value=0.9, goal="minimize",
+              metric_cap=100, stream_cap=1000)
+    assert store.histories(sid, [0]) == {0: [0.9]}
+    assert store.trial(sid, 0).best == 0.9
+
+
+def test_pruner_forgets_a_dead_attempts_values(r: redis.Redis, tmp_path: Path) -> None:
+    from sweepq.pruner import Pruner
+
+    now = [1000.0]
+    store = Store(r, now=lambda: now[0])
+    sid = _sweep(store, tmp_path, "print(1)", run_cap=1, heartbeat_timeout=5.0)
+    pruner = Pruner(store, sid)
+    store.create_trial(sid, 0, params={"x": 0.5}, encoded={"x": 0.5})
+    store.claim(sid, 0, attempt=1, worker="a", host="h")
+    pruner.start()
+    for v in (0.5, 0.4, 0.3):
+        store.log(sid, 0, attempt=1, step=0, record={}, value=v, goal="minimize",
+                  metric_cap=100, stream_cap=1000)
+    pruner.step(block=0.1)
+    assert pruner.histories["0"] == [0.5, 0.4, 0.3]
+    now[0] += 10
+    store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=3)
+    store.claim(sid, 0, attempt=2, worker="b", host="h")
+    store.log(sid, 0, attempt=2, step=0, record={}, value=0.8, goal="minimize",
+              metric_cap=100, stream_cap=1000)
+    pruner.step(block=0.1)
+    assert pruner.histories["0"] == [0.8]

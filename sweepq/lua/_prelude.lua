@@ -1,6 +1,7 @@
 -- Shared by every trial transition. Every transition script takes the same first five KEYS:
 --   KEYS[1] sweep hash, KEYS[2] trial hash, KEYS[3] queued set, KEYS[4] running zset,
---   KEYS[5] events stream.
+--   KEYS[5] events stream; scripts that start a new attempt also take KEYS[6], the trial's
+--   metric history list.
 -- move() keeps the per-state counters (n:<state> in the sweep hash) and the two indexes in step
 -- with the trial's state, so counts and liveness scans never need a full scan.
 local sweep, trial, queued, running, events = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -26,4 +27,13 @@ local function fenced(attempt)
   if not st then return 'missing' end
   if tonumber(redis.call('HGET', trial, 'attempt')) ~= tonumber(attempt) then return 'stale' end
   return st
+end
+
+local function new_attempt(attempt, job_id)
+  -- A new attempt starts from scratch: the metric history is by position (W&B's "iteration"),
+  -- so the dead attempt's values must not count toward the new one's bands.
+  redis.call('DEL', KEYS[6])
+  redis.call('HDEL', trial, 'history_len', 'logged', 'dropped', 'best', 'last', 'summary', 'sdk',
+             'heartbeat', 'stop', 'stop_reason', 'preempting', 'exit_code', 'ended_at')
+  redis.call('HSET', trial, 'attempt', attempt, 'job_id', job_id)
 end

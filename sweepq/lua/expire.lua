@@ -1,6 +1,6 @@
 -- The reaper: a running attempt whose heartbeat is older than the cutoff lost its worker.
 -- It is queued again as a new attempt while attempts remain, else it ends 'crashed'.
--- KEYS: prelude's five.
+-- KEYS: prelude's five, KEYS[6] the trial's history list.
 -- ARGV: attempt, cutoff, max attempts, job id for the new attempt, now
 -- Returns: 'queued' | 'crashed' | 'alive' | 'stale' | 'missing' | current state
 local attempt, cutoff, max_attempts, job_id, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -9,9 +9,8 @@ if st ~= 'running' then return st end
 if tonumber(redis.call('HGET', trial, 'heartbeat') or '0') > tonumber(cutoff) then return 'alive' end
 local worker = redis.call('HGET', trial, 'worker') or '?'
 if tonumber(attempt) < tonumber(max_attempts) then
-  redis.call('HSET', trial, 'attempt', tonumber(attempt) + 1, 'job_id', job_id,
-             'reason', 'attempt ' .. attempt .. ' lost its worker ' .. worker)
-  redis.call('HDEL', trial, 'heartbeat', 'stop', 'stop_reason')
+  new_attempt(tonumber(attempt) + 1, job_id)
+  redis.call('HSET', trial, 'reason', 'attempt ' .. attempt .. ' lost its worker ' .. worker)
   move('running', 'queued', now)
   return 'queued'
 end

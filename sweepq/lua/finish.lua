@@ -1,7 +1,7 @@
 -- Record how a running attempt ended. A pending stop request decides the state (pruned or
 -- killed) whatever the program did after it; 'requeue' (preemption, warm shutdown) puts the
 -- trial back in the queue as a new attempt, not counted as a failure.
--- KEYS: prelude's five.
+-- KEYS: prelude's five, KEYS[6] the trial's history list.
 -- ARGV: attempt, outcome (finished|failed|crashed|requeue), exit code or '', reason, now,
 --       job id for a requeued attempt
 -- Returns: the final state | 'queued' | 'stale' | 'missing' | current state when not running
@@ -16,9 +16,8 @@ elseif stop == 'kill' or stop == 'cancel' then
 end
 if outcome == 'requeue' then
   redis.call('HINCRBY', trial, 'preemptions', 1)
-  redis.call('HSET', trial, 'attempt', tonumber(attempt) + 1, 'job_id', job_id,
-             'reason', reason)
-  redis.call('HDEL', trial, 'heartbeat', 'preempting')
+  new_attempt(tonumber(attempt) + 1, job_id)
+  redis.call('HSET', trial, 'reason', reason)
   move('running', 'queued', now)
   return 'queued'
 end

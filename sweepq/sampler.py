@@ -56,6 +56,8 @@ TERMINAL_STATES: Mapping[str, TrialState] = {
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+_GP_MAX_TRIALS = 300  # "auto" asks GP only below this many trials
+
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -71,7 +73,8 @@ class Sampler:
     ``algorithm`` picks bayes's model: ``"tpe"`` (default; multivariate, with a constant liar
     so many pending trials spread out), ``"gp"`` (Optuna's GPSampler; needs torch, falls back to
     TPE with a warning without it; it has no constant liar, so prefer it with few workers), or
-    ``"auto"`` (GP when torch is importable and at most one other trial is pending, else TPE).
+    ``"auto"`` (GP when torch is importable, at most one other trial is pending and the sweep has
+    fewer than 300 trials, else TPE; measured in benchmarks/search_quality.py).
     Random search draws u ~ U[0, 1) per coordinate from
     ``numpy.random.default_rng([seed, trial number])``: W&B's law, and the same draw as
     ``Space.sample`` with that generator.
@@ -254,7 +257,9 @@ class Sampler:
         with _quiet():
             # GP has no constant liar: with several trials in flight it would suggest the same
             # point again, so "auto" asks TPE (which spreads pending trials) until they finish.
-            crowded = self._auto and len(self._pending) > 1
+            # Its ask also grows steeply with history (0.2 s at 50 trials, 4.6 s at 1,000 on 2
+            # cores: benchmarks/search_quality.py --ask-cost), so "auto" hands long sweeps to TPE.
+            crowded = self._auto and (len(self._pending) > 1 or n >= _GP_MAX_TRIALS)
             if self._algorithm == "gp" and not crowded:
                 return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._n_startup)
             return optuna.samplers.TPESampler(

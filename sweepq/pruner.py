@@ -14,11 +14,10 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import redis
 
-from sweepq.stopping import Rule, evaluate
+from sweepq.stopping import HyperbandTracker, Rule, evaluate
 from sweepq.store import Keys, Store
 
 __all__ = ["Pruner"]
@@ -42,6 +41,10 @@ class Pruner:
         self.promoted: dict[str, int] = {}
         self.stopped: set[str] = set()
         self.attempts: dict[str, int] = {}
+        # Hyperband is decided incrementally (O(running) per decision, not O(all values)).
+        self._tracker = (HyperbandTracker(self.rule, self.goal)
+                         if self.rule is not None and self.rule.type == "hyperband" else None)
+        self._dirty: set[str] = set()
         self.decisions = 0
         self._started = False
 
@@ -58,6 +61,7 @@ class Pruner:
         for number, values in self.store.histories(self.sweep_id, range(created)).items():
             if values:
                 self.histories[str(number)] = values
+                self._dirty.add(str(number))
         self._read(pending=True)
         self._started = True
         self._decide()
@@ -124,6 +128,7 @@ class Pruner:
         while len(hist) <= i:
             hist.append(float("nan"))
         hist[i] = float(value)
+        self._dirty.add(name)
         return True
 
     def _decide(self) -> int:
@@ -133,11 +138,18 @@ class Pruner:
         running -= self.stopped
         if not running:
             return 0
-        decision = evaluate(self.rule, self.goal, self._complete(), running,
-                            promoted=self.promoted)
-        self.promoted = dict(decision.promoted)
+        if self._tracker is not None:
+            for name in self._dirty:
+                self._tracker.update(name, _until_gap(self.histories[name]))
+            stops = self._tracker.decide(sorted(running, key=int))
+        else:
+            histories = {k: _until_gap(h) for k, h in self.histories.items()}
+            decision = evaluate(self.rule, self.goal, histories, running, promoted=self.promoted)
+            self.promoted = dict(decision.promoted)
+            stops = list(decision.stops)
+        self._dirty.clear()
         n = 0
-        for stop in decision.stops:
+        for stop in stops:
             self.stopped.add(stop.name)
             result = self.store.request_stop(self.sweep_id, int(stop.name), kind="prune",
                                              reason=stop.reason)
@@ -146,10 +158,9 @@ class Pruner:
         self.decisions += 1
         return n
 
-    def _complete(self) -> dict[str, Any]:
-        """Histories with a gap (an entry not read yet) are cut at the gap, never guessed."""
-        out: dict[str, Any] = {}
-        for name, hist in self.histories.items():
-            cut = next((i for i, v in enumerate(hist) if v != v), len(hist))
-            out[name] = hist[:cut]
-        return out
+
+
+def _until_gap(hist: list[float]) -> list[float]:
+    """A history with a gap (an entry not read yet) is cut at the gap, never guessed."""
+    cut = next((i for i, v in enumerate(hist) if v != v), len(hist))
+    return hist[:cut]

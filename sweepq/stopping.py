@@ -37,6 +37,7 @@ Two rules:
 
 from __future__ import annotations
 
+import bisect
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence, Set
@@ -47,6 +48,7 @@ from sweepq.errors import ConfigError, Violation
 
 __all__ = [
     "Decision",
+    "HyperbandTracker",
     "Rule",
     "Stop",
     "clean_history",
@@ -337,6 +339,69 @@ def _hyperband(
                       f"{_fmt(sign * limit)} ({mode})")
             stops.append(Stop(name, reason))
     return stops
+
+
+class HyperbandTracker:
+    """W&B's hyperband decision kept up to date as histories grow: the same stops as
+    :func:`evaluate`, but a call costs O(running runs), not O(all values of all runs).
+
+    A history's value at band b, h[b-1], never changes once written, so each band keeps its
+    values sorted (inserted once, when a history reaches b); the threshold is then one index into
+    that list. Pure: the pruner feeds it histories and acts on the stops it returns.
+    """
+
+    def __init__(self, rule: Any, goal: str) -> None:
+        self.rule = Rule.from_config(rule)
+        if self.rule.type != "hyperband":
+            raise ValueError("HyperbandTracker serves hyperband only")
+        self.goal = _check_goal(goal)
+        self._bands: dict[int, list[float]] = {b: [] for b in self.rule.bands}
+        self._hist: dict[str, list[float]] = {}
+        self._best: dict[str, float] = {}
+
+    def update(self, name: str, history: Sequence[Any]) -> None:
+        """Set a run's whole history (raw values; cleaned here). A shorter or different history
+        than before (a new attempt) replaces the old one's band values."""
+        h = clean_history(history, goal=self.goal)
+        old = self._hist.get(name, [])
+        if h[: len(old)] != old:
+            self.forget(name)
+            old = []
+        for band, values in self._bands.items():
+            if len(old) < band <= len(h):
+                bisect.insort(values, h[band - 1])
+        self._hist[name] = h
+        if h:
+            self._best[name] = min(h)
+
+    def forget(self, name: str) -> None:
+        h = self._hist.pop(name, [])
+        self._best.pop(name, None)
+        for band, values in self._bands.items():
+            if band <= len(h):
+                del values[bisect.bisect_left(values, h[band - 1])]
+
+    def thresholds(self) -> list[float]:
+        r = 1.0 / self.rule.eta
+        return [v[int(r * len(v))] if v else math.inf for v in self._bands.values()]
+
+    def decide(self, running: Iterable[str]) -> list[Stop]:
+        """Stops among `running`, judged exactly as W&B's rule over every history given."""
+        limits = dict(zip(self.rule.bands, self.thresholds(), strict=True))
+        sign = -1.0 if self.goal == "maximize" else 1.0
+        cmp = "<" if self.goal == "maximize" else ">"
+        mode = "strict" if self.rule.strict else "not strict"
+        stops = []
+        for name in running:
+            h = self._hist.get(name, [])
+            band = next((b for b in reversed(self.rule.bands) if b <= len(h)), None)
+            if band is None:
+                continue
+            value = h[band - 1] if self.rule.strict else self._best[name]
+            if value > limits[band]:  # ties survive
+                stops.append(Stop(name, f"hyperband band {band}: {_fmt(sign * value)} {cmp} "
+                                        f"threshold {_fmt(sign * limits[band])} ({mode})"))
+        return stops
 
 
 def _rung_value(rule: Rule, h: Sequence[float], rung: int) -> float:

@@ -365,3 +365,30 @@ def test_stopping_is_pure() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"redis", "rq", "optuna", "numpy", "scipy"}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_hyperband_tracker_matches_evaluate_as_histories_grow(seed: int) -> None:
+    """The incremental tracker the pruner uses gives W&B's decisions at every step."""
+    import random
+
+    from sweepq.stopping import HyperbandTracker
+
+    rng = random.Random(seed)
+    goal = rng.choice(["minimize", "maximize"])
+    et = ({"type": "hyperband", "min_iter": rng.choice([1, 2, 3]), "eta": rng.choice([2, 3]),
+           "strict": rng.choice([True, False])} if seed % 2 else
+          {"type": "hyperband", "max_iter": 27, "s": 3, "eta": 3, "strict": rng.choice([True, False])})
+    tracker = HyperbandTracker(et, goal)
+    hist: dict[str, list[float]] = {str(i): [] for i in range(rng.randint(1, 12))}
+    running = set(hist)
+    for _ in range(150):
+        name = rng.choice(sorted(hist))
+        if rng.random() < 0.05:
+            hist[name] = []  # a new attempt starts over
+        hist[name].append(round(rng.uniform(0, 1), 2))  # rounding makes ties common
+        tracker.update(name, hist[name])
+        if rng.random() < 0.05:
+            running.discard(name)
+        want = decide(et, goal, hist, running)
+        assert tracker.decide(sorted(running, key=list(hist).index)) == want

@@ -45,6 +45,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import table  # noqa: E402
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 LOGS = 20
@@ -388,18 +391,6 @@ def run_case(trials: int, workers: int, *, method: str, log_sleep: float,
 # Report.
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    out = []
-    for k, row in enumerate(cells):
-        out.append("  ".join(c.rjust(w) if j else c.ljust(w)
-                             for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
 def _ms(x: float | None) -> str:
     if x is None or x != x:
         return "-"
@@ -448,18 +439,18 @@ def report(cases: list[dict[str, Any]]) -> str:
         ])
     out = [
         "CPU (thread_time of each thread in the plan process; ratio = per trial / first row):",
-        _table(["trials x workers", "wall", "trials/s", "planner CPU/trial", "ratio",
+        table(["trials x workers", "wall", "trials/s", "planner CPU/trial", "ratio",
                 "first 10% -> last 10%", "pruner CPU/trial", "ratio", "decisions",
                 "decision CPU first -> last"], rows),
         "",
         "Redis per trial (server = INFO commandstats incl. commands run inside Lua, BLPOP "
         "left out; client = commands redis-py sent, all processes; memory = INFO used_memory "
         "less client buffers, after/before):",
-        _table(["trials x workers", "server cmds", "ratio", "client cmds", "planner+pruner",
+        table(["trials x workers", "server cmds", "ratio", "client cmds", "planner+pruner",
                 "workers", "round trips", "memory", "ratio", "logs/trial"], rows2),
         "",
         "Time to plan and queueing:",
-        _table(["trials x workers", "last trial created at", "sweep done at", "queue wait p50",
+        table(["trials x workers", "last trial created at", "sweep done at", "queue wait p50",
                 "p90", "worker utilization", "pruned", "planner steps", "in steps"], rows3),
     ]
     big = max(cases, key=lambda c: (c["trials"], c["workers"]))
@@ -467,7 +458,7 @@ def report(cases: list[dict[str, Any]]) -> str:
                 for f, (n, b) in sorted(big["families"].items(), key=lambda kv: -kv[1][1])]
     out += ["", f"Redis memory by key family ({big['trials']:,} trials x {big['workers']} "
             "workers, MEMORY USAGE after the sweep):",
-            _table(["family", "keys", "total", "per trial"], fam_rows)]
+            table(["family", "keys", "total", "per trial"], fam_rows)]
     top = list(big["commandstats"].items())[:14]
     out += ["", f"Top server commands per trial ({big['trials']:,} x {big['workers']}): "
             + ", ".join(f"{k} {v / big['trials']:.1f}" for k, v in top)]

@@ -45,6 +45,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import table  # noqa: E402
+
 # One BLAS/torch thread per process: the pool already uses every core.
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -238,18 +241,6 @@ def _q(xs: Sequence[float], q: float) -> float:
 
 def _g(x: float) -> str:
     return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    out = []
-    for k, row in enumerate(cells):
-        out.append("  ".join(c.rjust(w) if j else c.ljust(w)
-                             for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
 
 
 def ask_cost(sizes: Sequence[int], *, gp_max: int = 1000) -> str:

@@ -18,7 +18,7 @@ from rq.job import Job, JobStatus
 
 from sweepq.store import Trial
 
-__all__ = ["RUN_TRIAL", "cancel_job", "enqueue_trial", "job_alive", "workers_on"]
+__all__ = ["RUN_TRIAL", "cancel_job", "enqueue_trial", "job_state", "workers_on"]
 
 RUN_TRIAL = "sweepq.runner.run_trial"
 
@@ -49,14 +49,19 @@ def enqueue_trial(
     )
 
 
-def job_alive(r: redis.Redis, job_id: str) -> bool:
-    """Whether RQ still holds a job that will run or is running."""
+def job_state(r: redis.Redis, job_id: str, queue: str) -> str:
+    """Where RQ holds a trial's job: "waiting" in the queue, "taken" by a worker (started, or
+    popped and not started yet), or "gone" (missing, or already ended)."""
     try:
         status = Job.fetch(job_id, connection=r).get_status(refresh=False)
     except NoSuchJobError:
-        return False
-    return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED,
-                      JobStatus.SCHEDULED)
+        return "gone"
+    if status == JobStatus.STARTED:
+        return "taken"
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+        in_queue = Queue(queue, connection=r).get_job_position(job_id) is not None
+        return "waiting" if in_queue or status != JobStatus.QUEUED else "taken"
+    return "gone"
 
 
 def cancel_job(r: redis.Redis, job_id: str) -> None:

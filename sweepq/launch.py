@@ -90,9 +90,10 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
     from sweepq.planner import Planner
     from sweepq.pruner import Pruner
     from sweepq.server import connect, home_dir
-    from sweepq.worker import spawn_local_workers
+    from sweepq.worker import spawn_local_workers, stop_local_workers
 
     store = Store(connect(url, long_running=True))
+    grace = float(store.sweep(sweep_id).settings["grace"])
     n_workers = _workers(opts)
     planner = Planner(store, sweep_id, local_workers=n_workers)
     if not planner.acquire(wait=planner.lease_ttl + 2):
@@ -117,7 +118,7 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
     finally:
         stop.set()
         display.close()
-        _stop_workers(workers)
+        stop_local_workers(workers, store.r, grace=grace)
         for t in threads:
             t.join(timeout=5)
 
@@ -129,19 +130,6 @@ def _exit_on_signals(stop: threading.Event) -> None:
     with contextlib.suppress(ValueError):  # not the main thread
         signal.signal(signal.SIGTERM, _handler)
         signal.signal(signal.SIGINT, _handler)
-
-
-def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
-    for proc in workers:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)  # warm shutdown: a running trial is requeued
-    deadline = time.monotonic() + 30
-    for proc in workers:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
 
 
 class _Display:

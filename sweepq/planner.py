@@ -47,6 +47,7 @@ class Planner:
         *,
         local_workers: int = 0,
         lease_ttl: float | None = None,
+        claim_window: float = 10.0,
         algorithm: str | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -56,6 +57,7 @@ class Planner:
         self.keys = Keys(sweep_id)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.local_workers = local_workers
+        self.claim_window = claim_window  # seconds a worker may hold a job before claiming it
         sweep = store.sweep(sweep_id)
         # A planner is judged dead as fast as a worker: its lease lasts one heartbeat timeout.
         self.lease_ttl = lease_ttl or min(15.0, max(3.0, float(sweep.settings["heartbeat_timeout"])))
@@ -72,6 +74,7 @@ class Planner:
         self._rebuilt = False
         self._workers_at = 0.0
         self._workers_seen = (0, 0)
+        self._taken_since: dict[str, float] = {}
 
     # --- lease --------------------------------------------------------------------------------
 
@@ -265,13 +268,25 @@ class Planner:
 
     def _recover(self, sweep: Sweep) -> None:
         """A queued trial whose job vanished (planner died between create and enqueue, a paused
-        claim, a Redis restart) gets its job again; the deterministic id makes this safe."""
-        if sweep.state != "running" or time.monotonic() - self._last_recovery < 3:
+        claim, a Redis restart) gets its job again; so does one whose job a worker took but never
+        claimed (the worker died in between: RQ alone would keep it "started" forever). The
+        attempt fence makes a duplicate harmless: only one claim of an attempt succeeds."""
+        now = time.monotonic()
+        if sweep.state != "running" or now - self._last_recovery < 3:
             return
-        self._last_recovery = time.monotonic()
+        self._last_recovery = now
+        taken_since, self._taken_since = self._taken_since, {}
         for number in self.store.queued_numbers(self.sweep_id):
             trial = self.store.trial(self.sweep_id, number)
-            if trial.state == "queued" and not jobs.job_alive(self.store.r, trial.job_id):
+            if trial.state != "queued":
+                continue
+            where = jobs.job_state(self.store.r, trial.job_id, sweep.queue)
+            if where == "taken":
+                first = taken_since.get(trial.job_id, now)
+                if now - first < self.claim_window:
+                    self._taken_since[trial.job_id] = first
+                    continue
+            if where != "waiting":
                 self._enqueue(sweep, trial)
 
     def _check_failures(self, sweep: Sweep) -> None:

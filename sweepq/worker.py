@@ -13,11 +13,14 @@ disk), so one broken box cannot burn a whole grid.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,7 +34,7 @@ from rq.queue import Queue
 from sweepq import command, config, runner, sdk  # noqa: F401
 from sweepq.jobs import RUN_TRIAL
 
-__all__ = ["RestrictedPickle", "Worker", "spawn_local_workers"]
+__all__ = ["RestrictedPickle", "Worker", "spawn_local_workers", "stop_local_workers"]
 
 _SAFE_GLOBALS = {
     ("datetime", "datetime"),
@@ -97,6 +100,32 @@ class Worker(_RQWorker):
             self.request_stop(None, None)  # type: ignore[no-untyped-call]
 
 
+def local_worker_name(index: int) -> str:
+    return f"{os.uname().nodename}-{os.getpid()}-{index}"
+
+
+def stop_local_workers(procs: list[subprocess.Popen[bytes]], r: Any, *, grace: float) -> None:
+    """Warm shutdown (a running trial is requeued within the grace period), then SIGKILL for a
+    worker that still hangs (rq 3 sometimes never returns from closing its pubsub connection),
+    and its registration removed so rq-dashboard and queue depth do not count a dead worker."""
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace + 5
+    for index, proc in enumerate(procs):
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            continue
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        with contextlib.suppress(Exception):
+            dead = _RQWorker.find_by_key(f"rq:worker:{local_worker_name(index)}", connection=r)
+            if dead is not None:
+                dead.register_death()  # type: ignore[no-untyped-call]
+
+
 def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[subprocess.Popen[bytes]]:
     """Start `n` real `rq worker` processes for a local sweep; their logs go to `log_dir`."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +134,7 @@ def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[
         log = open(log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "rq.cli", "worker", "--url", url, "-w", "sweepq.worker.Worker",
-             "--name", f"{os.uname().nodename}-{os.getpid()}-{i}", queue],
+             "--name", local_worker_name(i), queue],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         ))

@@ -431,3 +431,27 @@ def test_pruner_forgets_a_dead_attempts_values(r: redis.Redis, tmp_path: Path) -
               metric_cap=100, stream_cap=1000)
     pruner.step(block=0.1)
     assert pruner.histories["0"] == [0.8]
+
+
+def test_a_job_taken_by_a_worker_that_died_before_claiming_is_enqueued_again(
+        r: redis.Redis, tmp_path: Path) -> None:
+    """RQ marks a job started before the work horse claims the trial; a worker that dies in
+    between leaves the job "started" forever. The planner hands the trial out again."""
+    store = Store(r)
+    sid = _sweep(store, tmp_path, "print(1)", run_cap=1)
+    planner = Planner(store, sid, claim_window=0.3)
+    planner.step()  # creates and enqueues trial 0
+    trial = store.trial(sid, 0)
+    q = Queue("sweepq", connection=r)
+    assert q.job_ids == [trial.job_id]
+    job = Job.fetch(trial.job_id, connection=r)
+    r.lrem(q.key, 0, trial.job_id)  # what a worker's dequeue does...
+    job.set_status(JobStatus.STARTED)  # ...and then it died before the claim
+    planner._last_recovery = 0.0
+    planner.step()
+    assert q.job_ids == []  # within the claim window: left alone
+    time.sleep(0.4)
+    planner._last_recovery = 0.0
+    planner.step()
+    assert q.job_ids == [trial.job_id]
+    assert store.trial(sid, 0).state == "queued"

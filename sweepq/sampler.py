@@ -171,7 +171,8 @@ class Sampler:
         """Report a trial's outcome; the oldest pending trial with these coordinates takes it.
 
         ``value`` is the trial's best logged value of the metric (W&B's rule; the caller picks
-        it). A finished trial without a finite value counts as failed. ``intermediate`` are the
+        it). A finished trial without a finite value counts as failed; a failed trial counts as
+        the worst value told so far (W&B's impute rule), or as Optuna's FAIL before any. ``intermediate`` are the
         logged values in order (non-finite ones dropped, position = step); a pruned trial's value
         is its last intermediate value, as Optuna does. The pending trial is found by ``number``
         when given, else the oldest with these coordinates; an unknown trial is added first.
@@ -189,6 +190,10 @@ class Sampler:
         optuna_state = TERMINAL_STATES[state]
         if optuna_state == TrialState.COMPLETE and not _is_finite(value):
             optuna_state = TrialState.FAIL
+        if state == "failed" and (worst := self._worst()) is not None:
+            # W&B's rule (metric.impute: worst): a failed run counts as the worst value seen, so
+            # the model steers away from points that crash (OOM at a large batch size, say).
+            optuna_state, value = TrialState.COMPLETE, worst
         if optuna_state == TrialState.PRUNED and not steps and _is_finite(value):
             steps = [float(value)]  # type: ignore[arg-type]
         with _quiet():
@@ -198,6 +203,13 @@ class Sampler:
                 self._study.tell(trial, float(value))  # type: ignore[arg-type]
             else:
                 self._study.tell(trial, state=optuna_state)
+
+    def _worst(self) -> float | None:
+        values = [t.value for t in self._study.trials
+                  if t.state == TrialState.COMPLETE and t.value is not None]
+        if not values:
+            return None
+        return min(values) if self._goal == "maximize" else max(values)
 
     def rebuild(self, records: Iterable[TrialRecord]) -> None:
         """Start over from stored trials, in trial order: pending ones stay pending.

@@ -220,7 +220,7 @@ def test_tell_states_map_to_optuna() -> None:
     got = [(t.state, t.value, t.intermediate_values) for t in s.study.trials]
     assert got == [
         (TrialState.COMPLETE, 0.25, {0: 1.0, 1: 0.25}),
-        (TrialState.FAIL, None, {0: 1.0}),
+        (TrialState.COMPLETE, 0.25, {0: 1.0}),  # failed: the worst value so far (W&B's impute)
         (TrialState.PRUNED, 1.5, {0: 2.0, 1: 1.5}),  # last finite intermediate value
         (TrialState.FAIL, None, {0: 1.0}),  # finished without a value
         (TrialState.FAIL, None, {}),
@@ -230,6 +230,17 @@ def test_tell_states_map_to_optuna() -> None:
         (TrialState.FAIL, None, {}),
     ]
     assert s.pending() == []
+
+
+def test_failed_trials_count_as_the_worst_value_by_goal() -> None:
+    for goal, values, worst in (("minimize", [0.5, 2.0, 1.0], 2.0), ("maximize", [0.5, 2.0, 1.0], 0.5)):
+        s = Sampler(_config("bayes", QUAD, goal), seed=0)
+        s.tell(s.ask(0).encoded, "failed", None, number=0)  # nothing told yet: Optuna's FAIL
+        for n, v in enumerate(values, start=1):
+            s.tell(s.ask(n).encoded, "finished", v, number=n)
+        s.tell(s.ask(9).encoded, "failed", None, number=9)
+        assert s.study.trials[0].state == TrialState.FAIL
+        assert (s.study.trials[-1].state, s.study.trials[-1].value) == (TrialState.COMPLETE, worst)
 
 
 def test_tell_without_number_takes_oldest_pending_with_those_coordinates() -> None:

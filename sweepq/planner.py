@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from sweepq import jobs
-from sweepq.store import ENDED_STATES, Keys, Store, Sweep, Trial
+from sweepq.store import ENDED_STATES, Keys, Store, Sweep, Trial, job_id
 
 __all__ = ["Planner", "Progress"]
 
@@ -138,7 +138,7 @@ class Planner:
         sweep = self.store.sweep(self.sweep_id)
         if sweep.state != "running":
             return None
-        number = self._create(sweep, enqueue=False)
+        number = self._create(sweep, sweep.created, enqueue=False)
         return None if number is None else self.store.trial(self.sweep_id, number)
 
     # --- pieces -------------------------------------------------------------------------------
@@ -204,10 +204,11 @@ class Planner:
         n_workers = max(n_workers, self.local_workers)
         depth = idle if self.method == "bayes" else n_workers
         depth = max(1, min(depth, _MAX_DEPTH))
-        for _ in range(depth - sweep.counts["queued"]):
-            if self._create(sweep, enqueue=True) is None:
+        # The lease makes this planner the only writer of new trials, so the numbers follow on
+        # from the one read of the sweep (create_trial's compare-and-set still guards them).
+        for number in range(sweep.created, sweep.created + depth - sweep.counts["queued"]):
+            if self._create(sweep, number, enqueue=True) is None:
                 break
-            sweep = self.store.sweep(self.sweep_id)
 
     def _workers(self, queue: str) -> tuple[int, int]:
         """RQ's worker registry, read at most once a second: with hundreds of workers it is one
@@ -217,8 +218,7 @@ class Planner:
             self._workers_at, self._workers_seen = now, jobs.workers_on(self.store.r, queue)
         return self._workers_seen
 
-    def _create(self, sweep: Sweep, *, enqueue: bool) -> int | None:
-        number = sweep.created
+    def _create(self, sweep: Sweep, number: int, *, enqueue: bool) -> int | None:
         if self._grid is not None:
             if number >= len(self._grid):
                 self._exhausted = True
@@ -237,8 +237,10 @@ class Planner:
             if result == "cap":
                 self._exhausted = True
             return None
-        if enqueue:
-            self._enqueue(sweep, self.store.trial(self.sweep_id, number))
+        if enqueue:  # the record create_trial just wrote, without reading it back
+            self._enqueue(sweep, Trial(sweep_id=self.sweep_id, number=number, state="queued",
+                                       params=dict(params), encoded=dict(encoded), attempt=1,
+                                       job_id=job_id(self.sweep_id, number, 1)))
         return number
 
     def _enqueue(self, sweep: Sweep, trial: Trial) -> None:

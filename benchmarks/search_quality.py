@@ -66,20 +66,20 @@ def branin(p: dict[str, float]) -> float:
     return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
 
 
-_H_A = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
-        [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
-_H_P = [[0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
-        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
-        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
-        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381]]
+_H_A = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
+_H_P = [
+    [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+    [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+    [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+    [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+]
 _H_ALPHA = [1.0, 1.2, 3.0, 3.2]
 
 
 def hartmann6(p: dict[str, float]) -> float:
     x = [p[f"x{i}"] for i in range(1, 7)]
     return -sum(
-        a * math.exp(-sum(_H_A[i][j] * (x[j] - _H_P[i][j]) ** 2 for j in range(6)))
-        for i, a in enumerate(_H_ALPHA)
+        a * math.exp(-sum(_H_A[i][j] * (x[j] - _H_P[i][j]) ** 2 for j in range(6))) for i, a in enumerate(_H_ALPHA)
     )
 
 
@@ -93,8 +93,7 @@ def _box(names: Sequence[str], lo: float, hi: float) -> dict[str, Any]:
 
 
 FUNCTIONS: dict[str, tuple[Callable[[dict[str, float]], float], float, dict[str, Any]]] = {
-    "branin": (branin, 0.397887357729739,
-               {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}}),
+    "branin": (branin, 0.397887357729739, {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}}),
     "hartmann6": (hartmann6, -3.322368011391339, _box([f"x{i}" for i in range(1, 7)], 0.0, 1.0)),
     "rosenbrock5": (rosenbrock5, 0.0, _box([f"x{i}" for i in range(1, 6)], -2.048, 2.048)),
 }
@@ -134,8 +133,9 @@ def _run_sweepq(fn: str, seed: int, trials: int, algorithm: str) -> list[float]:
     for number in range(trials):
         s = sampler.ask(number)
         y = f(s.params)
-        sampler.tell_record({"number": number, "encoded": s.encoded, "state": "finished",
-                             "value": y, "intermediate": []})
+        sampler.tell_record(
+            {"number": number, "encoded": s.encoded, "state": "finished", "value": y, "intermediate": []}
+        )
         values.append(y)
     return values
 
@@ -146,8 +146,13 @@ _WANDB: subprocess.Popen[str] | None = None
 def _wandb_proc() -> subprocess.Popen[str]:
     global _WANDB
     if _WANDB is None:
-        _WANDB = subprocess.Popen([str(WANDB_PYTHON), "-c", _WANDB_SERVER], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, bufsize=1)
+        _WANDB = subprocess.Popen(
+            [str(WANDB_PYTHON), "-c", _WANDB_SERVER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
     return _WANDB
 
 
@@ -170,8 +175,11 @@ def _run_wandb(fn: str, seed: int, trials: int, method: str, *, trap: bool = Fal
     for number in range(trials):
         params = _wandb_next(config, runs, seed * 100_003 + number)
         y = f(params)
-        run: dict[str, Any] = {"name": f"run-{number}", "state": "finished",
-                               "config": {k: {"value": v} for k, v in params.items()}}
+        run: dict[str, Any] = {
+            "name": f"run-{number}",
+            "state": "finished",
+            "config": {k: {"value": v} for k, v in params.items()},
+        }
         # W&B's API sends summaryMetrics; the trap is the pydantic field name.
         run["summary_metrics" if trap else "summaryMetrics"] = {"y": y}
         runs.append(run)
@@ -223,8 +231,14 @@ def run_one(task: tuple[str, str, int, int]) -> dict[str, Any]:
         values = _run_wandb(fn, seed, trials, engine.removeprefix("wandb-"))
     optimum = FUNCTIONS[fn][1]
     best = [min(values[: i + 1]) - optimum for i in range(len(values))]
-    return {"engine": engine, "fn": fn, "seed": seed, "values": values, "regret": best,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "engine": engine,
+        "fn": fn,
+        "seed": seed,
+        "values": values,
+        "regret": best,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,26 +273,34 @@ def ask_cost(sizes: Sequence[int], *, gp_max: int = 1000) -> str:
             if algorithm == "gp" and n > gp_max:
                 row.append("-")
                 continue
-            sampler = Sampler(load(wandb_config("hartmann6", "bayes")), seed=0,
-                              algorithm=algorithm)
+            sampler = Sampler(load(wandb_config("hartmann6", "bayes")), seed=0, algorithm=algorithm)
             rng = __import__("random").Random(n)
             records = []
             for number in range(n):
                 enc = {f"x{i}": rng.random() for i in range(1, 7)}
-                records.append({"number": number, "encoded": enc, "state": "finished",
-                                "value": hartmann6(enc), "intermediate": []})
+                records.append(
+                    {"number": number, "encoded": enc, "state": "finished", "value": hartmann6(enc), "intermediate": []}
+                )
             sampler.rebuild(records)
             times = []
             for k in range(3):
                 t = time.thread_time()
                 s = sampler.ask(n + k)
                 times.append(time.thread_time() - t)
-                sampler.tell_record({"number": n + k, "encoded": s.encoded, "state": "finished",
-                                     "value": hartmann6(s.params), "intermediate": []})
+                sampler.tell_record(
+                    {
+                        "number": n + k,
+                        "encoded": s.encoded,
+                        "state": "finished",
+                        "value": hartmann6(s.params),
+                        "intermediate": [],
+                    }
+                )
             row.append(f"{statistics.median(times) * 1e3:.0f} ms")
         rows.append(row)
-    return ("CPU of one sweepq ask after n told trials (hartmann6, 6-D; median of 3):\n"
-            + table(["told trials", "tpe", "gp"], rows))
+    return "CPU of one sweepq ask after n told trials (hartmann6, 6-D; median of 3):\n" + table(
+        ["told trials", "tpe", "gp"], rows
+    )
 
 
 def wandb_parse_check() -> list[Any]:
@@ -293,8 +315,9 @@ def wandb_parse_check() -> list[Any]:
     return out
 
 
-def summarize(results: list[dict[str, Any]], engines: Sequence[str], seeds: int,
-              trials: int, parsed: list[Any] | None = None) -> str:
+def summarize(
+    results: list[dict[str, Any]], engines: Sequence[str], seeds: int, trials: int, parsed: list[Any] | None = None
+) -> str:
     by: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
     for r in results:
         by.setdefault((r["engine"], r["fn"]), {})[r["seed"]] = r
@@ -313,44 +336,72 @@ def summarize(results: list[dict[str, Any]], engines: Sequence[str], seeds: int,
             med = statistics.median(final)
             wins = ""
             if engine != "wandb-bayes" and base:
-                w = sum(1 for s, r in runs.items() if s in base and
-                        r["regret"][-1] < base[s]["regret"][-1])
-                t = sum(1 for s, r in runs.items() if s in base and
-                        r["regret"][-1] == base[s]["regret"][-1])
+                w = sum(1 for s, r in runs.items() if s in base and r["regret"][-1] < base[s]["regret"][-1])
+                t = sum(1 for s, r in runs.items() if s in base and r["regret"][-1] == base[s]["regret"][-1])
                 wins = f"{w}/{len(runs)}" + (f" ({t} tie)" if t else "")
-            ratio = "1.00 (base)" if engine == "wandb-bayes" else (
-                "-" if not base_med else f"{med / base_med:.2f}")
+            ratio = "1.00 (base)" if engine == "wandb-bayes" else ("-" if not base_med else f"{med / base_med:.2f}")
             secs = statistics.fmean(r["seconds"] for r in runs.values()) / trials
-            rows.append([fn, engine, _g(statistics.median(half)), _g(med),
-                         f"{_g(_q(final, 0.25))}..{_g(_q(final, 0.75))}", ratio, wins,
-                         f"{secs * 1e3:.0f} ms"])
+            rows.append(
+                [
+                    fn,
+                    engine,
+                    _g(statistics.median(half)),
+                    _g(med),
+                    f"{_g(_q(final, 0.25))}..{_g(_q(final, 0.75))}",
+                    ratio,
+                    wins,
+                    f"{secs * 1e3:.0f} ms",
+                ]
+            )
         rows.append([""] * 8)
-    lines.append(f"Simple regret (best found - optimum; lower is better), {seeds} seeds x "
-                 f"{trials} trials, sequential (1 worker).")
-    lines.append("ratio = median final regret / W&B bayes's median; wins = seeds where the "
-                 "engine's final regret < W&B bayes's on the same seed.")
-    lines.append(table(["function", "engine", f"median@{checkpoint}", f"median@{trials}",
-                        "IQR", "ratio", "wins vs W&B bayes", "time/ask"], rows[:-1]))
+    lines.append(
+        f"Simple regret (best found - optimum; lower is better), {seeds} seeds x "
+        f"{trials} trials, sequential (1 worker)."
+    )
+    lines.append(
+        "ratio = median final regret / W&B bayes's median; wins = seeds where the "
+        "engine's final regret < W&B bayes's on the same seed."
+    )
+    lines.append(
+        table(
+            [
+                "function",
+                "engine",
+                f"median@{checkpoint}",
+                f"median@{trials}",
+                "IQR",
+                "ratio",
+                "wins vs W&B bayes",
+                "time/ask",
+            ],
+            rows[:-1],
+        )
+    )
     # Sanity: W&B bayes must beat W&B random, or its history never reached it.
     sanity = []
     for fn in FUNCTIONS:
         b, r = by.get(("wandb-bayes", fn), {}), by.get(("wandb-random", fn), {})
         if b and r:
             w = sum(1 for s in b if s in r and b[s]["regret"][-1] < r[s]["regret"][-1])
-            sanity.append(f"{fn}: W&B bayes beats W&B random on {w}/{len(b)} seeds "
-                          f"(median {_g(statistics.median(x['regret'][-1] for x in b.values()))}"
-                          f" vs {_g(statistics.median(x['regret'][-1] for x in r.values()))})")
+            sanity.append(
+                f"{fn}: W&B bayes beats W&B random on {w}/{len(b)} seeds "
+                f"(median {_g(statistics.median(x['regret'][-1] for x in b.values()))}"
+                f" vs {_g(statistics.median(x['regret'][-1] for x in r.values()))})"
+            )
     trap = by.get((TRAP, "branin"), {})
     if trap:
         rnd = by.get(("wandb-random", "branin"), {})
-        sanity.append("branin: W&B bayes fed history by field name (summary_metrics=, the "
-                      "pydantic-2 trap): median "
-                      f"{_g(statistics.median(x['regret'][-1] for x in trap.values()))}"
-                      + (f" vs W&B random {_g(statistics.median(x['regret'][-1] for x in rnd.values()))}"
-                         if rnd else ""))
+        sanity.append(
+            "branin: W&B bayes fed history by field name (summary_metrics=, the "
+            "pydantic-2 trap): median "
+            f"{_g(statistics.median(x['regret'][-1] for x in trap.values()))}"
+            + (f" vs W&B random {_g(statistics.median(x['regret'][-1] for x in rnd.values()))}" if rnd else "")
+        )
     if parsed:
-        sanity.append(f"SweepRun(summary_metrics={{'y': 1.0}}) reads as {parsed[0]}; "
-                      f"SweepRun(summaryMetrics={{'y': 1.0}}) reads as {parsed[1]}")
+        sanity.append(
+            f"SweepRun(summary_metrics={{'y': 1.0}}) reads as {parsed[0]}; "
+            f"SweepRun(summaryMetrics={{'y': 1.0}}) reads as {parsed[1]}"
+        )
     lines.append("")
     lines.append("Sanity check of the W&B driver:")
     lines.extend("  " + s for s in sanity)
@@ -364,30 +415,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--trials", type=int)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--engines", default=",".join(ENGINES))
-    ap.add_argument("--ask-cost", metavar="N,N,...",
-                    help="only time one ask after N told trials (hartmann6), TPE and GP")
+    ap.add_argument(
+        "--ask-cost", metavar="N,N,...", help="only time one ask after N told trials (hartmann6), TPE and GP"
+    )
     ap.add_argument("--no-trap", action="store_true", help="skip the field-name trap control")
     args = ap.parse_args(argv)
     seeds = args.seeds or (3 if args.quick else 10)
     trials = args.trials or (30 if args.quick else 50)
     engines = [e for e in args.engines.split(",") if e]
     if any(e.startswith("wandb") for e in engines) and not WANDB_PYTHON.exists():
-        print(f"W&B's engine is not installed: python -m venv {WANDB_PYTHON.parent.parent} && "
-              f"{WANDB_PYTHON.parent}/pip install sweeps==0.2.0", file=sys.stderr)
+        print(
+            f"W&B's engine is not installed: python -m venv {WANDB_PYTHON.parent.parent} && "
+            f"{WANDB_PYTHON.parent}/pip install sweeps==0.2.0",
+            file=sys.stderr,
+        )
         return 2
     if "sweepq-gp" in engines:
         import importlib.util
 
         if importlib.util.find_spec("torch") is None:
-            print("torch is not installed: skipping sweepq-gp (pip install torch)",
-                  file=sys.stderr)
+            print("torch is not installed: skipping sweepq-gp (pip install torch)", file=sys.stderr)
             engines.remove("sweepq-gp")
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH.parent,
-                         capture_output=True, text=True, check=False).stdout.strip() or "?"
+    rev = (
+        subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH.parent, capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "?"
+    )
     if args.ask_cost:
-        text = (f"search_quality --ask-cost @ {rev} ({_dt.datetime.now():%Y-%m-%d %H:%M}, "
-                f"{os.cpu_count()} cpus, 1 thread)\n\n"
-                + ask_cost([int(x) for x in args.ask_cost.split(",")]))
+        text = (
+            f"search_quality --ask-cost @ {rev} ({_dt.datetime.now():%Y-%m-%d %H:%M}, "
+            f"{os.cpu_count()} cpus, 1 thread)\n\n" + ask_cost([int(x) for x in args.ask_cost.split(",")])
+        )
         print(text)
         RESULTS.mkdir(exist_ok=True)
         path = RESULTS / f"search_quality-ask_cost-{_dt.date.today().isoformat()}.txt"
@@ -413,20 +472,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     greenlet = "greenlet" if importlib.util.find_spec("greenlet") else "no greenlet (GP asks slower)"
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    head = (f"search_quality @ {rev} {'--quick ' if args.quick else ''}({stamp}, "
-            f"{platform.python_version()}, {os.cpu_count()} cpus, optuna "
-            f"{optuna.__version__}, {greenlet}, sweeps 0.2.0, wall {wall:.0f} s, {args.jobs} processes, "
-            f"5-min load average {os.getloadavg()[1]:.1f})")
+    head = (
+        f"search_quality @ {rev} {'--quick ' if args.quick else ''}({stamp}, "
+        f"{platform.python_version()}, {os.cpu_count()} cpus, optuna "
+        f"{optuna.__version__}, {greenlet}, sweeps 0.2.0, wall {wall:.0f} s, {args.jobs} processes, "
+        f"5-min load average {os.getloadavg()[1]:.1f})"
+    )
     out = head + "\n\n" + text
     print(out)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"search_quality-{_dt.date.today().isoformat()}{'-quick' if args.quick else ''}.txt"
-    raw = {"command": " ".join(["python", "benchmarks/search_quality.py", *(argv or sys.argv[1:])]),
-           "seeds": seeds, "trials": trials, "wall_s": wall,
-           "runs": [{k: r[k] for k in ("engine", "fn", "seed", "seconds", "regret", "values")}
-                    for r in results]}
-    path.write_text(out + "\n\nRaw (per run: best-so-far regret and values in trial order):\n"
-                    + json.dumps(raw, default=float) + "\n")
+    raw = {
+        "command": " ".join(["python", "benchmarks/search_quality.py", *(argv or sys.argv[1:])]),
+        "seeds": seeds,
+        "trials": trials,
+        "wall_s": wall,
+        "runs": [{k: r[k] for k in ("engine", "fn", "seed", "seconds", "regret", "values")} for r in results],
+    }
+    path.write_text(
+        out
+        + "\n\nRaw (per run: best-so-far regret and values in trial order):\n"
+        + json.dumps(raw, default=float)
+        + "\n"
+    )
     print(f"\nwrote {path.relative_to(BENCH.parent)}")
     return 0
 

@@ -122,8 +122,9 @@ def sweep(url: str, n_stops: int, workers: int, tmp: Path) -> dict[str, Any]:
     }
     path = tmp / "sweep.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
-    sweep_id, wall, err = C.run_plan(path, url=url, workers=workers, cwd=tmp,
-                                     queue=C.new_queue("stoplat"), extra=["--grace", "5"])
+    sweep_id, wall, err = C.run_plan(
+        path, url=url, workers=workers, cwd=tmp, queue=C.new_queue("stoplat"), extra=["--grace", "5"]
+    )
     rows = C.trials(url, sweep_id)
     states: dict[str, int] = {}
     for t in rows:
@@ -137,21 +138,34 @@ def sweep(url: str, n_stops: int, workers: int, tmp: Path) -> dict[str, Any]:
         rec = json.loads(f.read_text()) if f.exists() else None
         if rec is None or rec["t_sig"] is None:
             t = by_number.get(i, {})
-            missed.append({"i": i, "state": t.get("state"), "reason": t.get("reason"),
-                           "exit_code": t.get("exit_code"), "record": rec,
-                           "output": _output(url, sweep_id, t.get("number"))})
+            missed.append(
+                {
+                    "i": i,
+                    "state": t.get("state"),
+                    "reason": t.get("reason"),
+                    "exit_code": t.get("exit_code"),
+                    "record": rec,
+                    "output": _output(url, sweep_id, t.get("number")),
+                }
+            )
             continue
         latencies.append(rec["t_sig"] - rec["t_log"])
         if i in arrived:  # the stream entry's id is the server's clock (ms) when log() landed
             to_redis.append(max(0.0, arrived[i] - rec["t_log"]))
             from_redis.append(rec["t_sig"] - arrived[i])
-    wrongly_stopped = [t["params"]["i"] for t in rows
-                       if t["params"]["i"] % 2 == 0 and t["state"] != "finished"]
-    return {"sweep_id": sweep_id, "wall_s": wall, "states": states, "latencies": latencies,
-            "retried": [t["number"] for t in rows if t["attempts"] > 1],
-            "to_redis": to_redis, "from_redis": from_redis,
-            "missed": missed, "wrongly_stopped": wrongly_stopped,
-            "reasons": sorted({t["reason"] or "" for t in rows if t["state"] == "pruned"})}
+    wrongly_stopped = [t["params"]["i"] for t in rows if t["params"]["i"] % 2 == 0 and t["state"] != "finished"]
+    return {
+        "sweep_id": sweep_id,
+        "wall_s": wall,
+        "states": states,
+        "latencies": latencies,
+        "retried": [t["number"] for t in rows if t["attempts"] > 1],
+        "to_redis": to_redis,
+        "from_redis": from_redis,
+        "missed": missed,
+        "wrongly_stopped": wrongly_stopped,
+        "reasons": sorted({t["reason"] or "" for t in rows if t["state"] == "pruned"}),
+    }
 
 
 def _output(url: str, sweep_id: str, number: int | None) -> list[str]:
@@ -199,14 +213,27 @@ def main() -> None:
     lat = C.summary(res["latencies"])
     med_rtt = rtt["median"]
     rows = []
-    parts = (("  of which log() -> in Redis", C.summary(res["to_redis"])),
-             ("  of which Redis -> SIGTERM", C.summary(res["from_redis"])))
-    for name, s in (("sweepq (log -> SIGTERM)", lat), *parts,
-                    ("floor: bare 2-hop pipeline", bare), ("Redis PING round trip", rtt)):
-        rows.append([name, s["count"], C.fmt_s(s.get("median")), C.fmt_s(s.get("p90")),
-                     C.fmt_s(s.get("worst")),
-                     f"{s['median'] / med_rtt:.0f}x" if s.get("median") else "-",
-                     f"{s['median'] / bare['median']:.1f}x" if s.get("median") else "-"])
+    parts = (
+        ("  of which log() -> in Redis", C.summary(res["to_redis"])),
+        ("  of which Redis -> SIGTERM", C.summary(res["from_redis"])),
+    )
+    for name, s in (
+        ("sweepq (log -> SIGTERM)", lat),
+        *parts,
+        ("floor: bare 2-hop pipeline", bare),
+        ("Redis PING round trip", rtt),
+    ):
+        rows.append(
+            [
+                name,
+                s["count"],
+                C.fmt_s(s.get("median")),
+                C.fmt_s(s.get("p90")),
+                C.fmt_s(s.get("worst")),
+                f"{s['median'] / med_rtt:.0f}x" if s.get("median") else "-",
+                f"{s['median'] / bare['median']:.1f}x" if s.get("median") else "-",
+            ]
+        )
     text = C.table(["path", "n", "median", "p90", "worst", "vs RTT", "vs floor"], rows)
     ok_med = lat.get("median", 9e9) < TARGET_MEDIAN
     ok_worst = lat.get("worst", 9e9) < TARGET_WORST
@@ -223,13 +250,23 @@ def main() -> None:
     print(text)
     if res["missed"]:
         print("missed:", res["missed"][:5])
-    path = C.write_result("stop_latency", quick=args.quick, data={
-        "stops": n, "workers": args.workers, "load_avg": load, "sweepq": lat, "floor": bare,
-        "redis_rtt": rtt,
-        "raw_latencies_s": res["latencies"], "raw_to_redis_s": res["to_redis"],
-        "raw_from_redis_s": res["from_redis"],
-        "sweep": {k: v for k, v in res.items() if k not in ("latencies", "to_redis", "from_redis")},
-    }, text=text)
+    path = C.write_result(
+        "stop_latency",
+        quick=args.quick,
+        data={
+            "stops": n,
+            "workers": args.workers,
+            "load_avg": load,
+            "sweepq": lat,
+            "floor": bare,
+            "redis_rtt": rtt,
+            "raw_latencies_s": res["latencies"],
+            "raw_to_redis_s": res["to_redis"],
+            "raw_from_redis_s": res["from_redis"],
+            "sweep": {k: v for k, v in res.items() if k not in ("latencies", "to_redis", "from_redis")},
+        },
+        text=text,
+    )
     print(f"\nraw: {path.relative_to(C.ROOT)}")
 
 

@@ -30,8 +30,7 @@ def sweep(
     data = cfg.to_dict()
     if project and not data.get("project"):
         data["project"] = project
-    return store.create_sweep(data, queue=queue, seed=seed, cap=cfg.run_cap,
-                              workdir=os.getcwd(), **settings)
+    return store.create_sweep(data, queue=queue, seed=seed, cap=cfg.run_cap, workdir=os.getcwd(), **settings)
 
 
 def agent(
@@ -73,8 +72,7 @@ def agent(
     return ran
 
 
-def _run_with_pruner(store: Any, pruner: Any, trial: Any, url: str,
-                     function: Callable[[], Any]) -> None:
+def _run_with_pruner(store: Any, pruner: Any, trial: Any, url: str, function: Callable[[], Any]) -> None:
     import threading
 
     from sweepq import runner
@@ -82,6 +80,7 @@ def _run_with_pruner(store: Any, pruner: Any, trial: Any, url: str,
     done = threading.Event()
     thread = None
     if pruner.enabled:
+
         def _prune() -> None:
             while not done.is_set():
                 pruner.step(block=0.2)
@@ -89,8 +88,15 @@ def _run_with_pruner(store: Any, pruner: Any, trial: Any, url: str,
         thread = threading.Thread(target=_prune, daemon=True)
         thread.start()
     try:
-        runner.execute(store, trial.sweep_id, trial.number, attempt=trial.attempt, url=url,
-                       worker=f"agent:{socket.gethostname()}:{os.getpid()}", function=function)
+        runner.execute(
+            store,
+            trial.sweep_id,
+            trial.number,
+            attempt=trial.attempt,
+            url=url,
+            worker=f"agent:{socket.gethostname()}:{os.getpid()}",
+            function=function,
+        )
     finally:
         done.set()
         if thread is not None:

@@ -116,9 +116,17 @@ def plan(
     if (path is None) == (resume is None):
         raise SweepqError("give a sweep config path, or --resume SWEEP_ID")
     opts = planmod.PlanOptions(
-        redis=redis_url, workers=workers, count=count, queue=queue, seed=seed,
-        heartbeat_timeout=heartbeat_timeout, grace=grace, time_limit=time_limit,
-        max_attempts=max_attempts, algorithm=algorithm, prune=not no_prune,
+        redis=redis_url,
+        workers=workers,
+        count=count,
+        queue=queue,
+        seed=seed,
+        heartbeat_timeout=heartbeat_timeout,
+        grace=grace,
+        time_limit=time_limit,
+        max_attempts=max_attempts,
+        algorithm=algorithm,
+        prune=not no_prune,
     )
     sweep_id, url = planmod.create(path, resume=resume, opts=opts)
     typer.echo(sweep_id)
@@ -132,8 +140,10 @@ def plan(
 
 @app.command()
 @_guard
-def status(sweep_id: Annotated[Optional[str], typer.Argument(help="sweep id (omit for all)")] = None,  # noqa: UP045
-           redis_url: RedisOpt = None) -> None:
+def status(
+    sweep_id: Annotated[Optional[str], typer.Argument(help="sweep id (omit for all)")] = None,  # noqa: UP045
+    redis_url: RedisOpt = None,
+) -> None:
     """A table of sweeps, or one sweep's counts, best trial and running trials."""
     from rich.console import Console
 
@@ -148,8 +158,11 @@ def status(sweep_id: Annotated[Optional[str], typer.Argument(help="sweep id (omi
 
 @app.command()
 @_guard
-def trials(sweep_id: SweepArg, redis_url: RedisOpt = None,
-           as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = False) -> None:
+def trials(
+    sweep_id: SweepArg,
+    redis_url: RedisOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = False,
+) -> None:
     """Every trial of a sweep: state, params, last/best metric, attempts, reason."""
     store = _store(redis_url)
     store.sweep(sweep_id)
@@ -166,9 +179,12 @@ def trials(sweep_id: SweepArg, redis_url: RedisOpt = None,
 
 @app.command()
 @_guard
-def logs(sweep_id: SweepArg, trial: Annotated[int, typer.Argument(help="trial number")],
-         redis_url: RedisOpt = None,
-         tail: Annotated[int, typer.Option("--tail", help="lines")] = 100) -> None:
+def logs(
+    sweep_id: SweepArg,
+    trial: Annotated[int, typer.Argument(help="trial number")],
+    redis_url: RedisOpt = None,
+    tail: Annotated[int, typer.Option("--tail", help="lines")] = 100,
+) -> None:
     """The last lines a trial's program printed."""
     for line in _store(redis_url).output(sweep_id, trial, tail=tail):
         typer.echo(line)
@@ -191,8 +207,7 @@ def cancel(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
     from sweepq import control
 
     cancelled, killed = control.cancel(_store(redis_url), sweep_id)
-    typer.echo(f"sweep {sweep_id} cancelled; {cancelled} queued cancelled, {killed} killed",
-               err=True)
+    typer.echo(f"sweep {sweep_id} cancelled; {cancelled} queued cancelled, {killed} killed", err=True)
 
 
 @app.command()
@@ -217,21 +232,23 @@ def resume(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
 
 @app.command()
 @_guard
-def kill(sweep_id: SweepArg, trial: Annotated[int, typer.Argument(help="trial number")],
-         redis_url: RedisOpt = None) -> None:
+def kill(
+    sweep_id: SweepArg, trial: Annotated[int, typer.Argument(help="trial number")], redis_url: RedisOpt = None
+) -> None:
     """Stop one trial: a running one ends killed, a queued one cancelled."""
     from sweepq import control
 
-    typer.echo(f"trial {trial}: {control.kill_trial(_store(redis_url), sweep_id, trial)}",
-               err=True)
+    typer.echo(f"trial {trial}: {control.kill_trial(_store(redis_url), sweep_id, trial)}", err=True)
 
 
 @app.command()
 @_guard
-def rerun(sweep_id: SweepArg,
-          trial: Annotated[Optional[list[int]], typer.Argument(help="trial numbers")] = None,  # noqa: UP045
-          failed: Annotated[bool, typer.Option("--failed", help="every failed, crashed or killed trial")] = False,
-          redis_url: RedisOpt = None) -> None:
+def rerun(
+    sweep_id: SweepArg,
+    trial: Annotated[Optional[list[int]], typer.Argument(help="trial numbers")] = None,  # noqa: UP045
+    failed: Annotated[bool, typer.Option("--failed", help="every failed, crashed or killed trial")] = False,
+    redis_url: RedisOpt = None,
+) -> None:
     """Run failed or chosen trials again with the same parameters."""
     from sweepq import control
 
@@ -255,8 +272,11 @@ def prune(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
 
 @app.command()
 @_guard
-def report(sweep_id: SweepArg, redis_url: RedisOpt = None,
-           out: Annotated[str, typer.Option("-o", "--out", help="HTML file")] = "") -> None:
+def report(
+    sweep_id: SweepArg,
+    redis_url: RedisOpt = None,
+    out: Annotated[str, typer.Option("-o", "--out", help="HTML file")] = "",
+) -> None:
     """Write an HTML report: parallel coordinates, parameter importance, history."""
     from pathlib import Path
 

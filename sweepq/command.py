@@ -58,7 +58,12 @@ _ARGS: dict[str, Callable[[str, Any], list[str]]] = {
     "args_override_hydra": lambda k, v: [f"++{k}={v}"],
 }
 MACROS: tuple[str, ...] = (
-    "env", "interpreter", "program", *_ARGS, "args_json", "args_json_file",
+    "env",
+    "interpreter",
+    "program",
+    *_ARGS,
+    "args_json",
+    "args_json_file",
 )
 
 
@@ -111,8 +116,7 @@ def render(
     for element in config.command:
         part = _expand_envvars(element, env)
         if part.startswith("${") and part.endswith("}"):
-            argv += _macro(part[2:-1], config, params, args_json_file=args_json_file,
-                           interpreter=interpreter)
+            argv += _macro(part[2:-1], config, params, args_json_file=args_json_file, interpreter=interpreter)
         else:
             argv.append(part)
     return argv

@@ -285,8 +285,7 @@ class _Checker:
     def bad(self, path: tuple[PathPart, ...], message: str) -> None:
         self.problems.append(Violation(path, message))
 
-    def unknown_keys(self, data: Mapping[str, Any], allowed: tuple[str, ...],
-                     path: tuple[PathPart, ...]) -> None:
+    def unknown_keys(self, data: Mapping[str, Any], allowed: tuple[str, ...], path: tuple[PathPart, ...]) -> None:
         for key in data:
             if key in allowed:
                 continue
@@ -294,8 +293,7 @@ class _Checker:
             hint = f"did you mean {close[0]}?" if close else f"allowed: {', '.join(allowed)}"
             self.bad((*path, key), f"unknown key ({hint})")
 
-    def integer(self, data: Mapping[str, Any], key: str, path: tuple[PathPart, ...],
-                minimum: int) -> int | None:
+    def integer(self, data: Mapping[str, Any], key: str, path: tuple[PathPart, ...], minimum: int) -> int | None:
         if key not in data:
             return None
         value = data[key]
@@ -383,8 +381,7 @@ class _Checker:
             return None
         kind = spec.get("type")
         if not isinstance(kind, str) or kind not in _ET_KEYS:
-            msg = ("required: hyperband or asha" if "type" not in spec
-                   else _one_of(kind, ("hyperband", "asha")))
+            msg = "required: hyperband or asha" if "type" not in spec else _one_of(kind, ("hyperband", "asha"))
             self.bad((*path, "type"), msg)
             return None
         before = len(self.problems)
@@ -402,19 +399,16 @@ class _Checker:
             self.bad((*path, "strict"), f"must be true or false ({_got(strict)})")
         if len(self.problems) > before:
             return None
-        rule = EarlyTerminate(type=kind, min_iter=min_iter, max_iter=max_iter, s=s, eta=eta,
-                              strict=strict)
+        rule = EarlyTerminate(type=kind, min_iter=min_iter, max_iter=max_iter, s=s, eta=eta, strict=strict)
         return rule if self._et_bounds(rule, spec, path) else None
 
-    def _et_bounds(self, rule: EarlyTerminate, spec: Mapping[str, Any],
-                   path: tuple[PathPart, ...]) -> bool:
+    def _et_bounds(self, rule: EarlyTerminate, spec: Mapping[str, Any], path: tuple[PathPart, ...]) -> bool:
         before = len(self.problems)
         if rule.type == "asha":
             if rule.min_iter is None:
                 self.bad((*path, "min_iter"), "required for asha (the first rung)")
             elif rule.max_iter is not None and rule.max_iter <= rule.min_iter:
-                self.bad((*path, "max_iter"),
-                         f"must be greater than min_iter ({rule.max_iter} <= {rule.min_iter})")
+                self.bad((*path, "max_iter"), f"must be greater than min_iter ({rule.max_iter} <= {rule.min_iter})")
             return len(self.problems) == before
         if "max_iter" in spec and "s" not in spec:
             self.bad((*path, "s"), "required with max_iter (hyperband makes s bands below max_iter)")
@@ -423,8 +417,7 @@ class _Checker:
         elif rule.max_iter is None and rule.min_iter is None:
             self.bad(path, "hyperband needs min_iter, or max_iter and s")
         elif rule.max_iter is not None and rule.max_iter / rule.eta < 1:
-            self.bad((*path, "max_iter"),
-                     f"gives no bands: max_iter / eta < 1 ({rule.max_iter} / {rule.eta})")
+            self.bad((*path, "max_iter"), f"gives no bands: max_iter / eta < 1 ({rule.max_iter} / {rule.eta})")
         return len(self.problems) == before
 
     def command(self, data: Mapping[str, Any]) -> tuple[str, ...]:
@@ -454,8 +447,7 @@ class _Checker:
         for name, pspec in spec.items():
             where = (*path, name)
             if not Space.valid_name(name):
-                self.bad(where, f"invalid parameter name {name!r}: must match "
-                                "^[A-Za-z_][A-Za-z0-9_.-]*$")
+                self.bad(where, f"invalid parameter name {name!r}: must match ^[A-Za-z_][A-Za-z0-9_.-]*$")
                 continue
             if isinstance(pspec, Mapping) and "parameters" in pspec:
                 for key in pspec:
@@ -481,14 +473,16 @@ class _Checker:
             if dist.name == "categorical_w_probabilities":
                 self.bad((*where, "probabilities"), "cannot be used with method: grid")
             elif not dist.grid_ok:
-                self.bad(where, f"{dist.name} cannot be used with method: grid (grid takes "
-                                "values, value, int_uniform or q_uniform)")
+                self.bad(
+                    where,
+                    f"{dist.name} cannot be used with method: grid (grid takes "
+                    "values, value, int_uniform or q_uniform)",
+                )
         if len(self.problems) > before:
             return
         size = math.prod(dist.grid_count() for _, dist, _ in self.leaves)
         if size > MAX_GRID:
-            self.bad(("parameters",), f"the grid has {size:,} points; sweepq runs at most "
-                                      f"{MAX_GRID:,}")
+            self.bad(("parameters",), f"the grid has {size:,} points; sweepq runs at most {MAX_GRID:,}")
 
 
 def parse(data: Mapping[str, Any]) -> SweepConfig:

@@ -55,8 +55,7 @@ def rerun(store: Store, sweep_id: str, numbers: Iterable[int] = (), *, failed: b
     sweep = store.sweep(sweep_id)
     chosen = set(numbers)
     if failed:
-        chosen |= {t.number for t in store.trials(sweep_id)
-                   if t.state in ("failed", "crashed", "killed")}
+        chosen |= {t.number for t in store.trials(sweep_id) if t.state in ("failed", "crashed", "killed")}
     if not chosen:
         raise SweepqError("nothing to rerun: name trials or pass --failed")
     if sweep.state in ("finished", "stopped", "cancelled"):
@@ -64,9 +63,13 @@ def rerun(store: Store, sweep_id: str, numbers: Iterable[int] = (), *, failed: b
     queued = []
     for number in sorted(chosen):
         if store.rerun(sweep_id, number) == "queued":
-            jobs.enqueue_trial(store.r, queue=sweep.queue, trial=store.trial(sweep_id, number),
-                               time_limit=float(sweep.settings["time_limit"]),
-                               grace=float(sweep.settings["grace"]))
+            jobs.enqueue_trial(
+                store.r,
+                queue=sweep.queue,
+                trial=store.trial(sweep_id, number),
+                time_limit=float(sweep.settings["time_limit"]),
+                grace=float(sweep.settings["grace"]),
+            )
             queued.append(number)
     return queued
 

@@ -23,9 +23,7 @@ __all__ = ["RUN_TRIAL", "cancel_job", "enqueue_trial", "job_state", "workers_on"
 RUN_TRIAL = "sweepq.runner.run_trial"
 
 
-def enqueue_trial(
-    r: redis.Redis, *, queue: str, trial: Trial, time_limit: float = 0.0, grace: float = 10.0
-) -> Job:
+def enqueue_trial(r: redis.Redis, *, queue: str, trial: Trial, time_limit: float = 0.0, grace: float = 10.0) -> Job:
     """Enqueue the trial's current attempt. RQ's 180 s default timeout must never kill a trial,
     so the job has none unless the sweep sets a time limit (then the runner enforces it and RQ's
     limit is only a backstop)."""
@@ -38,8 +36,7 @@ def enqueue_trial(
         timeout=timeout,
         result_ttl=3600,
         failure_ttl=7 * 86400,
-        description=f"sweep {trial.sweep_id} trial {trial.number} (attempt {trial.attempt}) "
-        f"{params[:200]}",
+        description=f"sweep {trial.sweep_id} trial {trial.number} (attempt {trial.attempt}) {params[:200]}",
         meta={
             "sweep": trial.sweep_id,
             "trial": trial.number,
@@ -68,14 +65,12 @@ def cancel_job(r: redis.Redis, job_id: str) -> None:
     """Take a queued job out of RQ's queue (a started one is stopped through the trial)."""
     with contextlib.suppress(NoSuchJobError, Exception):
         job = Job.fetch(job_id, connection=r)
-        if job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.DEFERRED,
-                                             JobStatus.SCHEDULED):
+        if job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
             job.cancel()
 
 
 def workers_on(r: redis.Redis, queue: str) -> tuple[int, int]:
     """(workers listening on the queue, of which idle)."""
     workers: list[Any] = Worker.all(queue=Queue(queue, connection=r))
-    idle = sum(1 for w in workers if w.get_state() in ("idle", "started", "suspended") and
-               not w.get_current_job_id())
+    idle = sum(1 for w in workers if w.get_state() in ("idle", "started", "suspended") and not w.get_current_job_id())
     return len(workers), idle

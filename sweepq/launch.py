@@ -57,9 +57,16 @@ def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[
         return resume, url
     caps = [c for c in (cfg.run_cap, opts.count) if c is not None]
     sweep_id = store.create_sweep(
-        cfg.to_dict(), queue=opts.queue, seed=opts.seed, cap=min(caps) if caps else None,
-        heartbeat_timeout=opts.heartbeat_timeout, grace=opts.grace, time_limit=opts.time_limit,
-        max_attempts=opts.max_attempts, workdir=os.getcwd(), algorithm=opts.algorithm,
+        cfg.to_dict(),
+        queue=opts.queue,
+        seed=opts.seed,
+        cap=min(caps) if caps else None,
+        heartbeat_timeout=opts.heartbeat_timeout,
+        grace=opts.grace,
+        time_limit=opts.time_limit,
+        max_attempts=opts.max_attempts,
+        workdir=os.getcwd(),
+        algorithm=opts.algorithm,
     )
     return sweep_id, url
 
@@ -70,13 +77,24 @@ def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> None:
 
     log_dir = home_dir() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "sweepq", "plan", "--resume", sweep_id, "--redis", url,
-            "--workers", str(_workers(opts)), "--queue", opts.queue]
+    argv = [
+        sys.executable,
+        "-m",
+        "sweepq",
+        "plan",
+        "--resume",
+        sweep_id,
+        "--redis",
+        url,
+        "--workers",
+        str(_workers(opts)),
+        "--queue",
+        opts.queue,
+    ]
     if not opts.prune:
         argv.append("--no-prune")
     with open(log_dir / f"planner-{sweep_id}.log", "ab") as log:
-        subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+        subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
 def _workers(opts: PlanOptions) -> int:
@@ -98,18 +116,21 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
     planner = Planner(store, sweep_id, local_workers=n_workers)
     if not planner.acquire(wait=planner.lease_ttl + 2):
         holder = store.lease_holder(sweep_id, "planner")
-        raise SweepqError(f"sweep {sweep_id} already has a planner ({holder}); "
-                          "stop it first or wait for its lease to expire")
+        raise SweepqError(
+            f"sweep {sweep_id} already has a planner ({holder}); stop it first or wait for its lease to expire"
+        )
     stop = threading.Event()
     _exit_on_signals(stop)
     threads: list[threading.Thread] = []
     if opts.prune:
         pruner = Pruner(Store(connect(url, long_running=True)), sweep_id)
         if pruner.enabled:
-            threads.append(threading.Thread(target=pruner.run, kwargs={"should_exit": stop.is_set},
-                                            name="sweepq-pruner", daemon=True))
-    workers = spawn_local_workers(url, opts.queue, n_workers,
-                                  log_dir=home_dir() / "logs") if n_workers else []
+            threads.append(
+                threading.Thread(
+                    target=pruner.run, kwargs={"should_exit": stop.is_set}, name="sweepq-pruner", daemon=True
+                )
+            )
+    workers = spawn_local_workers(url, opts.queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
     for t in threads:
         t.start()
     display = _Display(store)

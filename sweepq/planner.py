@@ -95,8 +95,9 @@ class Planner:
 
     # --- the loop -----------------------------------------------------------------------------
 
-    def run(self, *, on_progress: Callable[[Progress], None] | None = None,
-            should_exit: Callable[[], bool] = lambda: False) -> Sweep:
+    def run(
+        self, *, on_progress: Callable[[Progress], None] | None = None, should_exit: Callable[[], bool] = lambda: False
+    ) -> Sweep:
         """Plan until the sweep ends (or `should_exit`); returns the final sweep record."""
         try:
             while not should_exit():
@@ -153,8 +154,7 @@ class Planner:
             from sweepq.sampler import Sampler
 
             sweep = self.store.sweep(self.sweep_id)
-            self._sampler = Sampler(self.config, seed=int(sweep.settings["seed"]),
-                                    algorithm=self.algorithm)
+            self._sampler = Sampler(self.config, seed=int(sweep.settings["seed"]), algorithm=self.algorithm)
             self._sampler.rebuild([self._record(t) for t in trials])
         self._told = {t.number for t in trials if t.state in ENDED_STATES}
         self._rebuilt = True
@@ -163,8 +163,13 @@ class Planner:
         intermediate = []
         if t.state == "pruned":
             intermediate = self.store.histories(self.sweep_id, [t.number])[t.number]
-        return {"number": t.number, "encoded": t.encoded, "state": _SAMPLER_STATE.get(t.state, t.state),
-                "value": t.best, "intermediate": intermediate}
+        return {
+            "number": t.number,
+            "encoded": t.encoded,
+            "state": _SAMPLER_STATE.get(t.state, t.state),
+            "value": t.best,
+            "intermediate": intermediate,
+        }
 
     def _learn(self) -> None:
         """Tell the sampler every trial that ended since the last round; check metric.target."""
@@ -186,8 +191,11 @@ class Planner:
                     self._sampler.tell_record(self._record(t))
             if t.state == "finished" and self._target_reached(t):
                 self.store.set_sweep_state(
-                    self.sweep_id, "stopped", allowed=["running", "paused"],
-                    reason=f"metric.target reached by trial {t.number} ({t.best:g})")
+                    self.sweep_id,
+                    "stopped",
+                    allowed=["running", "paused"],
+                    reason=f"metric.target reached by trial {t.number} ({t.best:g})",
+                )
 
     def _target_reached(self, t: Trial) -> bool:
         metric = self.config.metric
@@ -238,15 +246,28 @@ class Planner:
                 self._exhausted = True
             return None
         if enqueue:  # the record create_trial just wrote, without reading it back
-            self._enqueue(sweep, Trial(sweep_id=self.sweep_id, number=number, state="queued",
-                                       params=dict(params), encoded=dict(encoded), attempt=1,
-                                       job_id=job_id(self.sweep_id, number, 1)))
+            self._enqueue(
+                sweep,
+                Trial(
+                    sweep_id=self.sweep_id,
+                    number=number,
+                    state="queued",
+                    params=dict(params),
+                    encoded=dict(encoded),
+                    attempt=1,
+                    job_id=job_id(self.sweep_id, number, 1),
+                ),
+            )
         return number
 
     def _enqueue(self, sweep: Sweep, trial: Trial) -> None:
-        jobs.enqueue_trial(self.store.r, queue=sweep.queue, trial=trial,
-                           time_limit=float(sweep.settings["time_limit"]),
-                           grace=float(sweep.settings["grace"]))
+        jobs.enqueue_trial(
+            self.store.r,
+            queue=sweep.queue,
+            trial=trial,
+            time_limit=float(sweep.settings["time_limit"]),
+            grace=float(sweep.settings["grace"]),
+        )
 
     def _reap(self, sweep: Sweep) -> None:
         """Running attempts with a stale heartbeat lost their worker: queue them again."""
@@ -256,8 +277,13 @@ class Planner:
             if beat >= cutoff:
                 continue
             trial = self.store.trial(self.sweep_id, number)
-            result = self.store.expire(self.sweep_id, number, attempt=trial.attempt,
-                                       cutoff=cutoff, max_attempts=int(sweep.settings["max_attempts"]))
+            result = self.store.expire(
+                self.sweep_id,
+                number,
+                attempt=trial.attempt,
+                cutoff=cutoff,
+                max_attempts=int(sweep.settings["max_attempts"]),
+            )
             if result == "queued" and sweep.state == "running":
                 self._enqueue(sweep, self.store.trial(self.sweep_id, number))
         if time.monotonic() - self._last_cleanup > 30:
@@ -303,16 +329,18 @@ class Planner:
         failures = [t for t in self.store.trials(self.sweep_id) if t.state in ("failed", "crashed")]
         why = next((t.reason for t in reversed(failures) if t.reason), "unknown")
         self.store.set_sweep_state(
-            self.sweep_id, "paused", allowed=["running"],
+            self.sweep_id,
+            "paused",
+            allowed=["running"],
             reason=f"the first {failed} trials all failed (last: {why}); fix the program, then "
-            f"`sweepq resume {self.sweep_id}`")
+            f"`sweepq resume {self.sweep_id}`",
+        )
 
     def _maybe_end(self, sweep: Sweep) -> bool:
         if sweep.active:
             return False
         if sweep.state == "running" and self._exhausted:
-            self.store.set_sweep_state(self.sweep_id, "finished", allowed=["running"],
-                                       reason="all trials done")
+            self.store.set_sweep_state(self.sweep_id, "finished", allowed=["running"], reason="all trials done")
             return True
         return sweep.state in ("stopped", "cancelled", "finished")
 

@@ -42,8 +42,9 @@ class Pruner:
         self.stopped: set[str] = set()
         self.attempts: dict[str, int] = {}
         # Hyperband is decided incrementally (O(running) per decision, not O(all values)).
-        self._tracker = (HyperbandTracker(self.rule, self.goal)
-                         if self.rule is not None and self.rule.type == "hyperband" else None)
+        self._tracker = (
+            HyperbandTracker(self.rule, self.goal) if self.rule is not None and self.rule.type == "hyperband" else None
+        )
         self._dirty: set[str] = set()
         self.decisions = 0
         self._started = False
@@ -80,8 +81,7 @@ class Pruner:
             return
         try:
             while not should_exit():
-                if not self.store.acquire_lease(self.sweep_id, "pruner", self.owner,
-                                                ttl=self.lease_ttl):
+                if not self.store.acquire_lease(self.sweep_id, "pruner", self.owner, ttl=self.lease_ttl):
                     time.sleep(1.0)
                     continue
                 try:
@@ -99,8 +99,7 @@ class Pruner:
     def _read(self, *, pending: bool, block: float = 0.0) -> bool:
         got = False
         while True:
-            entries = self.store.read_metrics(self.sweep_id, _GROUP, self.owner, pending=pending,
-                                              block=block)
+            entries = self.store.read_metrics(self.sweep_id, _GROUP, self.owner, pending=pending, block=block)
             if not entries:
                 return got
             for _, fields in entries:
@@ -151,13 +150,11 @@ class Pruner:
         n = 0
         for stop in stops:
             self.stopped.add(stop.name)
-            result = self.store.request_stop(self.sweep_id, int(stop.name), kind="prune",
-                                             reason=stop.reason)
+            result = self.store.request_stop(self.sweep_id, int(stop.name), kind="prune", reason=stop.reason)
             if result in ("signalled", "pruned"):
                 n += 1
         self.decisions += 1
         return n
-
 
 
 def _until_gap(hist: list[float]) -> list[float]:

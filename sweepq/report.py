@@ -12,8 +12,7 @@ from rich.table import Table
 
 from sweepq.store import STATES, Store, Sweep, Trial
 
-__all__ = ["best_trial", "html_report", "progress_line", "sweep_table", "sweeps_table",
-           "trials_table"]
+__all__ = ["best_trial", "html_report", "progress_line", "sweep_table", "sweeps_table", "trials_table"]
 
 
 def best_trial(sweep: Sweep, trials: Sequence[Trial]) -> Trial | None:
@@ -30,9 +29,11 @@ def progress_line(sweep: Sweep, best: Trial | None) -> str:
     c = sweep.counts
     done = sum(c[s] for s in STATES if s not in ("queued", "running"))
     total = f"/{sweep.cap}" if sweep.cap else ""
-    line = (f"[{sweep.state}] done {done}{total} (finished {c['finished']}, pruned "
-            f"{c['pruned']}, failed {c['failed'] + c['crashed']}) running {c['running']} "
-            f"queued {c['queued']}")
+    line = (
+        f"[{sweep.state}] done {done}{total} (finished {c['finished']}, pruned "
+        f"{c['pruned']}, failed {c['failed'] + c['crashed']}) running {c['running']} "
+        f"queued {c['queued']}"
+    )
     metric = sweep.config.get("metric") or {}
     if best is not None and best.best is not None:
         line += f" | best {metric.get('name')}={best.best:.6g} (trial {best.number})"
@@ -41,15 +42,23 @@ def progress_line(sweep: Sweep, best: Trial | None) -> str:
 
 def sweeps_table(store: Store) -> Table:
     table = Table(title="sweeps")
-    for col in ("id", "name", "method", "state", "finished", "running", "queued", "failed",
-                "pruned", "created"):
+    for col in ("id", "name", "method", "state", "finished", "running", "queued", "failed", "pruned", "created"):
         table.add_column(col)
     for sid in store.sweep_ids():
         s = store.sweep(sid)
         c = s.counts
-        table.add_row(sid, str(s.config.get("name") or ""), str(s.config.get("method")), s.state,
-                      str(c["finished"]), str(c["running"]), str(c["queued"]),
-                      str(c["failed"] + c["crashed"]), str(c["pruned"]), _time(s.created_at))
+        table.add_row(
+            sid,
+            str(s.config.get("name") or ""),
+            str(s.config.get("method")),
+            s.state,
+            str(c["finished"]),
+            str(c["running"]),
+            str(c["queued"]),
+            str(c["failed"] + c["crashed"]),
+            str(c["pruned"]),
+            _time(s.created_at),
+        )
     return table
 
 
@@ -58,18 +67,26 @@ def sweep_table(sweep: Sweep, trials: Sequence[Trial]) -> Table:
     best = best_trial(sweep, trials)
     from rich.markup import escape
 
-    table = Table(title=f"sweep {sweep.id} ({sweep.config.get('method')}, {sweep.state})",
-                  caption=escape(progress_line(sweep, best) + (
-                      f"\n{sweep.state_reason}" if sweep.state_reason else "")))
+    table = Table(
+        title=f"sweep {sweep.id} ({sweep.config.get('method')}, {sweep.state})",
+        caption=escape(progress_line(sweep, best) + (f"\n{sweep.state_reason}" if sweep.state_reason else "")),
+    )
     for col in ("trial", "state", "attempt", "worker", "last", "best", "logged", "params"):
         table.add_column(col)
     shown = [t for t in trials if t.state == "running"]
     if best is not None and best not in shown:
         shown.insert(0, best)
     for t in shown:
-        table.add_row(str(t.number) + (" *" if t is best else ""), t.state, str(t.attempt),
-                      t.worker or "", _num(t.last), _num(t.best), str(t.history_len),
-                      json.dumps(t.params)[:80])
+        table.add_row(
+            str(t.number) + (" *" if t is best else ""),
+            t.state,
+            str(t.attempt),
+            t.worker or "",
+            _num(t.last),
+            _num(t.best),
+            str(t.history_len),
+            json.dumps(t.params)[:80],
+        )
     return table
 
 
@@ -79,9 +96,16 @@ def trials_table(trials: Sequence[Trial]) -> Table:
         table.add_column(col)
     for t in trials:
         reason = t.as_dict()["reason"] or ""
-        table.add_row(str(t.number), t.state, str(t.attempt), _num(t.best), _num(t.last),
-                      "" if t.exit_code is None else str(t.exit_code), reason[:60],
-                      json.dumps(t.params)[:60])
+        table.add_row(
+            str(t.number),
+            t.state,
+            str(t.attempt),
+            _num(t.best),
+            _num(t.last),
+            "" if t.exit_code is None else str(t.exit_code),
+            reason[:60],
+            json.dumps(t.params)[:60],
+        )
     return table
 
 
@@ -104,18 +128,25 @@ def html_report(store: Store, sweep_id: str) -> str:
                 dims.append({"label": name, "values": vals})
             else:
                 labels = sorted({json.dumps(v) for v in vals})
-                dims.append({"label": name, "values": [labels.index(json.dumps(v)) for v in vals],
-                             "tickvals": list(range(len(labels))), "ticktext": labels})
+                dims.append(
+                    {
+                        "label": name,
+                        "values": [labels.index(json.dumps(v)) for v in vals],
+                        "tickvals": list(range(len(labels))),
+                        "ticktext": labels,
+                    }
+                )
         dims.append({"label": metric, "values": [t.best for t in scored]})
-        fig = go.Figure(go.Parcoords(line={"color": [t.best for t in scored],
-                                           "colorscale": "Viridis", "showscale": True},
-                                     dimensions=dims))
+        fig = go.Figure(
+            go.Parcoords(
+                line={"color": [t.best for t in scored], "colorscale": "Viridis", "showscale": True}, dimensions=dims
+            )
+        )
         fig.update_layout(title="parallel coordinates")
         figs.append(fig.to_html(full_html=False, include_plotlyjs="cdn"))
         importance = _importance(flat, [t.best or 0.0 for t in scored], names)
         if importance:
-            fig = go.Figure(go.Bar(x=list(importance.values()), y=list(importance.keys()),
-                                   orientation="h"))
+            fig = go.Figure(go.Bar(x=list(importance.values()), y=list(importance.keys()), orientation="h"))
             fig.update_layout(title="parameter importance (|Spearman correlation| with metric)")
             figs.append(fig.to_html(full_html=False, include_plotlyjs=False))
     histories = store.histories(sweep_id, [t.number for t in trials])
@@ -127,10 +158,12 @@ def html_report(store: Store, sweep_id: str) -> str:
     fig.update_layout(title=f"{metric} per iteration", xaxis_title="iteration")
     figs.append(fig.to_html(full_html=False, include_plotlyjs=False if figs else "cdn"))
     body = "\n".join(figs)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>sweep {sweep_id}</title>"
-            f"</head><body><h1>sweep {html.escape(sweep_id)}</h1><pre>"
-            f"{html.escape(progress_line(sweep, best_trial(sweep, trials)))}</pre>{body}"
-            f"</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>sweep {sweep_id}</title>"
+        f"</head><body><h1>sweep {html.escape(sweep_id)}</h1><pre>"
+        f"{html.escape(progress_line(sweep, best_trial(sweep, trials)))}</pre>{body}"
+        f"</body></html>"
+    )
 
 
 def _importance(flat: list[dict[str, Any]], values: list[float], names: list[str]) -> dict[str, float]:
@@ -141,8 +174,11 @@ def _importance(flat: list[dict[str, Any]], values: list[float], names: list[str
         col = [f.get(name) for f in flat]
         if len({json.dumps(v) for v in col}) < 2:
             continue
-        codes = col if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in col) \
+        codes = (
+            col
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in col)
             else [sorted({json.dumps(v) for v in col}).index(json.dumps(v)) for v in col]
+        )
         rho = spearmanr(codes, values).statistic
         out[name] = abs(float(rho)) if rho == rho else 0.0
     return dict(sorted(out.items(), key=lambda kv: kv[1]))

@@ -79,8 +79,7 @@ def execute(
     function: Callable[[], Any] | None = None,
 ) -> str:
     """Claim and run one attempt; returns the state it ended in (or why it did not run)."""
-    claim = store.claim(sweep_id, number, attempt=attempt, worker=worker,
-                        host=socket.gethostname())
+    claim = store.claim(sweep_id, number, attempt=attempt, worker=worker, host=socket.gethostname())
     if claim != "ok":
         return claim
     sweep = store.sweep(sweep_id)
@@ -108,14 +107,19 @@ def execute(
         result = _settle(store, sweep, trial, watch, result)
     except Exception:  # noqa: BLE001 - record what the program did, whatever failed here
         traceback.print_exc()
-    final = store.finish(sweep_id, number, attempt=attempt, outcome=result.outcome,
-                         exit_code=result.exit_code, reason=result.reason)
+    final = store.finish(
+        sweep_id, number, attempt=attempt, outcome=result.outcome, exit_code=result.exit_code, reason=result.reason
+    )
     if final == "queued":
         from sweepq.jobs import enqueue_trial
 
-        enqueue_trial(store.r, queue=sweep.queue, trial=store.trial(sweep_id, number),
-                      time_limit=float(sweep.settings["time_limit"]),
-                      grace=float(sweep.settings["grace"]))
+        enqueue_trial(
+            store.r,
+            queue=sweep.queue,
+            trial=store.trial(sweep_id, number),
+            time_limit=float(sweep.settings["time_limit"]),
+            grace=float(sweep.settings["grace"]),
+        )
     return final
 
 
@@ -123,8 +127,7 @@ def _settle(store: Store, sweep: Sweep, trial: Trial, watch: _Watch, result: Out
     """The final outcome: time limit, a metric never logged, preemption or warm shutdown."""
     sweep_id, number = trial.sweep_id, trial.number
     if watch.timed_out and result.outcome != "requeue":
-        result = Outcome("failed", result.exit_code,
-                         f"time limit of {sweep.settings['time_limit']:g}s exceeded")
+        result = Outcome("failed", result.exit_code, f"time limit of {sweep.settings['time_limit']:g}s exceeded")
     elif result.outcome == "finished" and sweep.config.get("metric"):
         fresh = store.trial(sweep_id, number)
         if fresh.history_len == 0 and not fresh.stop:
@@ -189,9 +192,7 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], watch: _Watch) -> 
 # --- subprocess mode ----------------------------------------------------------------------------
 
 
-def _run_program(
-    cfg: Any, sweep: Sweep, trial: Trial, env: dict[str, str], watch: _Watch
-) -> Outcome:
+def _run_program(cfg: Any, sweep: Sweep, trial: Trial, env: dict[str, str], watch: _Watch) -> Outcome:
     from sweepq import command
 
     tmp = Path(tempfile.mkdtemp(prefix=f"sweepq-{trial.sweep_id}-{trial.number}-"))
@@ -201,10 +202,8 @@ def _run_program(
         # `${interpreter}` is "python", as in W&B: it must be the worker's own Python, where
         # sweepq is installed, even when the worker was started without activating its venv.
         path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-        full_env = {**os.environ, **env, "SWEEPQ_CONFIG_FILE": str(params_file),
-                    "PYTHONUNBUFFERED": "1", "PATH": path}
-        argv = command.render(cfg, trial.params, args_json_file=str(params_file),
-                              environ=full_env)
+        full_env = {**os.environ, **env, "SWEEPQ_CONFIG_FILE": str(params_file), "PYTHONUNBUFFERED": "1", "PATH": path}
+        argv = command.render(cfg, trial.params, args_json_file=str(params_file), environ=full_env)
         cwd = _workdir(cfg.program, sweep)
         own_group = os.getpgrp() == os.getpid()
         if own_group:
@@ -230,8 +229,7 @@ def _run_program(
             # disposition it started with.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             shielded = True
-        killer = _GroupKiller(pgid, exclude=os.getpid(), grace=float(sweep.settings["grace"]),
-                              shielded=shielded)
+        killer = _GroupKiller(pgid, exclude=os.getpid(), grace=float(sweep.settings["grace"]), shielded=shielded)
         watch.start(on_stop=killer.kill)
         tail = _tee(proc.stdout, watch)  # returns at EOF: every writer of the pipe is gone
         rc = proc.wait()
@@ -415,9 +413,13 @@ class _Watch:
         for record in metrics:
             self._step += 1
             self.store.log(
-                self.trial.sweep_id, self.trial.number, attempt=self.trial.attempt,
-                step=int(record.get("step", self._step)), record=record,
-                value=record.get(metric.get("name", "")), goal=metric.get("goal", "minimize"),
+                self.trial.sweep_id,
+                self.trial.number,
+                attempt=self.trial.attempt,
+                step=int(record.get("step", self._step)),
+                record=record,
+                value=record.get(metric.get("name", "")),
+                goal=metric.get("goal", "minimize"),
                 metric_cap=int(self.sweep.settings["metric_cap"]),
                 stream_cap=int(self.sweep.settings["stream_cap"]),
             )
@@ -464,8 +466,9 @@ class _Watch:
                 return
         if os.getpgrp() == os.getpid() and os.environ.get("RQ_JOB_ID"):
             t = self.trial
-            self.store.finish(t.sweep_id, t.number, attempt=t.attempt, outcome="failed",
-                              reason="did not stop within the grace period")
+            self.store.finish(
+                t.sweep_id, t.number, attempt=t.attempt, outcome="failed", reason="did not stop within the grace period"
+            )
             os._exit(1)
 
 

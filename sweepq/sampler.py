@@ -156,8 +156,13 @@ class Sampler:
 
     def tell_record(self, record: TrialRecord) -> None:
         """:meth:`tell` from a stored trial record (``number``, ``encoded``, ``state``...)."""
-        self.tell(record["encoded"], record["state"], record.get("value"),
-                  record.get("intermediate") or (), number=record.get("number"))
+        self.tell(
+            record["encoded"],
+            record["state"],
+            record.get("value"),
+            record.get("intermediate") or (),
+            number=record.get("number"),
+        )
 
     def tell(
         self,
@@ -205,8 +210,7 @@ class Sampler:
                 self._study.tell(trial, state=optuna_state)
 
     def _worst(self) -> float | None:
-        values = [t.value for t in self._study.trials
-                  if t.state == TrialState.COMPLETE and t.value is not None]
+        values = [t.value for t in self._study.trials if t.state == TrialState.COMPLETE and t.value is not None]
         if not values:
             return None
         return min(values) if self._goal == "maximize" else max(values)
@@ -239,9 +243,7 @@ class Sampler:
             self.forget(number)  # asked again under the same number: the old one is moot
         self._pending.append(_Pending(trial, encoded, number))
 
-    def _take(
-        self, *, number: int | None = None, encoded: Encoded | None = None
-    ) -> _Pending | None:
+    def _take(self, *, number: int | None = None, encoded: Encoded | None = None) -> _Pending | None:
         """Remove and return the pending trial named ``number``, else the oldest at ``encoded``."""
         if number is not None:
             for i, entry in enumerate(self._pending):
@@ -254,8 +256,9 @@ class Sampler:
         return None
 
     def _new_study(self) -> optuna.Study:
-        direction = (optuna.study.StudyDirection.MAXIMIZE if self._goal == "maximize"
-                     else optuna.study.StudyDirection.MINIMIZE)
+        direction = (
+            optuna.study.StudyDirection.MAXIMIZE if self._goal == "maximize" else optuna.study.StudyDirection.MINIMIZE
+        )
         with _quiet():
             return optuna.create_study(
                 storage=optuna.storages.InMemoryStorage(),
@@ -317,8 +320,7 @@ class Sampler:
 
     def _decode(self, encoded: Mapping[str, float | int]) -> dict[str, Any]:
         flat: dict[Path, Any] = {
-            p: d.decode(None if d.encoding == "const" else encoded[dotted(p)])
-            for p, d in self._space.leaves
+            p: d.decode(None if d.encoding == "const" else encoded[dotted(p)]) for p, d in self._space.leaves
         }
         nested: dict[str, Any] = self._space.nest(flat)
         return nested

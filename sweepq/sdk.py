@@ -120,8 +120,7 @@ class Run:
         if self._store is not None:
             import json
 
-            self._store.set_trial_fields(self.sweep_id, self.number,
-                                         summary=json.dumps(self.summary, default=str))
+            self._store.set_trial_fields(self.sweep_id, self.number, summary=json.dumps(self.summary, default=str))
 
     @property
     def should_stop(self) -> bool:
@@ -131,8 +130,7 @@ class Run:
         now = time.monotonic()
         if now - self._stop_checked > 0.2:
             self._stop_checked = now
-            stop, state, attempt = self._store.trial_fields(self.sweep_id, self.number,
-                                                            "stop", "state", "attempt")
+            stop, state, attempt = self._store.trial_fields(self.sweep_id, self.number, "stop", "state", "attempt")
             self._stop = bool(stop) or state != "running" or int(attempt or 0) != self._attempt
         return self._stop
 
@@ -171,8 +169,13 @@ class Run:
         name = self._metric.get("name", "")
         value = _number(_lookup(row, name)) if name else None
         state, stop = self._store.log(
-            self.sweep_id, self.number, attempt=self._attempt, step=step, record=row,
-            value=value, goal=self._metric.get("goal", "minimize"),
+            self.sweep_id,
+            self.number,
+            attempt=self._attempt,
+            step=step,
+            record=row,
+            value=value,
+            goal=self._metric.get("goal", "minimize"),
             metric_cap=int(self._settings["metric_cap"]),
             stream_cap=int(self._settings["stream_cap"]),
         )
@@ -212,8 +215,7 @@ def _number(value: Any) -> float | None:
 _current: Run | None = None
 
 
-def init(config: Mapping[str, Any] | None = None, *, name: str | None = None,
-         **_wandb_kwargs: Any) -> Run:
+def init(config: Mapping[str, Any] | None = None, *, name: str | None = None, **_wandb_kwargs: Any) -> Run:
     """Start a run: inside a sweep trial it carries the trial's parameters; outside, `config`."""
     global _current
     if _current is not None and not _current._finished:

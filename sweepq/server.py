@@ -72,9 +72,7 @@ def _client(url: str, *, long_running: bool) -> redis.Redis:
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), 60 if long_running else 1)
     try:
         tcp = {} if scheme == "unix" else {"socket_keepalive": True}
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=3.0, health_check_interval=30, retry=retry, **tcp
-        )
+        client = redis.Redis.from_url(url, socket_connect_timeout=3.0, health_check_interval=30, retry=retry, **tcp)
         client.ping()
     except (redis.RedisError, ValueError, OSError) as err:
         raise ConnectionFailed(f"cannot reach Redis at {_redact(url)}: {err}") from None
@@ -113,8 +111,7 @@ def server_warnings(client: redis.Redis) -> list[str]:
         if cfg.get("appendonly") != "yes":
             out.append("Redis has appendonly off: a Redis restart loses recent sweep state")
         if policy and policy != "noeviction":
-            out.append(f"Redis maxmemory-policy is {policy}: sweep keys may be evicted "
-                       "(use noeviction)")
+            out.append(f"Redis maxmemory-policy is {policy}: sweep keys may be evicted (use noeviction)")
     return out
 
 
@@ -153,8 +150,7 @@ class EmbeddedServer:
             binary = str(get_binary_path())
         except Exception as err:  # noqa: BLE001 - any failure here is "no embedded server"
             raise ConnectionFailed(
-                f"no Redis URL given and the embedded server is unavailable ({err}); "
-                f"pass --redis URL or set {ENV_URL}"
+                f"no Redis URL given and the embedded server is unavailable ({err}); pass --redis URL or set {ENV_URL}"
             ) from None
         port = _free_port()
         conf = self.home / "valkey.conf"
@@ -176,8 +172,13 @@ class EmbeddedServer:
             )
             + "\n"
         )
-        subprocess.run([binary, str(conf)], check=False, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [binary, str(conf)],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if _pings("127.0.0.1", port):

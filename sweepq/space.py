@@ -132,9 +132,7 @@ class Distribution:
         return 0
 
     def grid_values(self) -> list[Any]:
-        raise ValueError(
-            f"{self.name} has no grid: grid needs categorical, constant, int_uniform or q_uniform"
-        )
+        raise ValueError(f"{self.name} has no grid: grid needs categorical, constant, int_uniform or q_uniform")
 
     def grid_count(self) -> int:
         return len(self.grid_values())
@@ -614,23 +612,26 @@ def infer(spec: Mapping[str, Any]) -> str | None:
     if "value" in spec:
         return "constant"
     if "min" in spec or "max" in spec:
-        ints = [isinstance(spec[k], int) and not isinstance(spec[k], bool)
-                for k in ("min", "max") if k in spec]
+        ints = [isinstance(spec[k], int) and not isinstance(spec[k], bool) for k in ("min", "max") if k in spec]
         return "int_uniform" if all(ints) else "uniform"
     return None
 
 
-def _resolve_name(
-    spec: Mapping[str, Any], path: tuple[PathPart, ...]
-) -> tuple[str | None, list[Violation]]:
+def _resolve_name(spec: Mapping[str, Any], path: tuple[PathPart, ...]) -> tuple[str | None, list[Violation]]:
     """Which distribution a spec asks for: written, or inferred as W&B does."""
     if "distribution" not in spec:
         name = infer(spec)
         if name is None:
             keys = ", ".join(map(str, spec)) or "none"
-            return None, [Violation(path, (
-                "cannot tell the distribution: give value, values, min and max, or "
-                f"distribution (keys given: {keys})"))]
+            return None, [
+                Violation(
+                    path,
+                    (
+                        "cannot tell the distribution: give value, values, min and max, or "
+                        f"distribution (keys given: {keys})"
+                    ),
+                )
+            ]
         return name, []
     name = spec["distribution"]
     where = (*path, "distribution")

@@ -114,16 +114,18 @@ class Rule:
             else:  # W&B raises KeyError for max_iter + min_iter without s; min_iter is meant
                 bands = _bands_from_min_iter(min_iter, eta)
         elif min_iter is not None:
-            bands = tuple(b for b in _bands_from_min_iter(min_iter, eta)
-                          if max_iter is None or b < max_iter)
+            bands = tuple(b for b in _bands_from_min_iter(min_iter, eta) if max_iter is None or b < max_iter)
         else:
             bands = _bands_from_max_iter(max_iter, int(s), eta)
         if not bands:
-            raise ConfigError([Violation(
-                ("early_terminate",),
-                "gives no bands: try increasing s or max_iter, decreasing eta, or lowering "
-                "min_iter",
-            )])
+            raise ConfigError(
+                [
+                    Violation(
+                        ("early_terminate",),
+                        "gives no bands: try increasing s or max_iter, decreasing eta, or lowering min_iter",
+                    )
+                ]
+            )
         return cls(type=rtype, bands=bands, eta=float(eta), strict=bool(strict))
 
 
@@ -144,9 +146,7 @@ def clean_history(values: Iterable[Any], *, goal: str = "minimize") -> list[floa
     return [-v for v in out] if goal == "maximize" else out
 
 
-def thresholds(
-    rule: Any, goal: str, histories: Mapping[str, Sequence[Any]]
-) -> tuple[float, ...]:
+def thresholds(rule: Any, goal: str, histories: Mapping[str, Sequence[Any]]) -> tuple[float, ...]:
     """Hyperband threshold per band, in the metric's own units (±inf where no run reached it).
 
     Exposed for status displays; ``decide`` uses the same computation.
@@ -209,8 +209,11 @@ def stop_runs(config: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> l
     rule = Rule.from_config(et)
     name, goal = metric["name"], _check_goal(metric.get("goal") or "minimize")
     items = [
-        (str(run["name"]), clean_history(_metric_values(run.get("history") or [], name), goal=goal),
-         run.get("state") == "running")
+        (
+            str(run["name"]),
+            clean_history(_metric_values(run.get("history") or [], name), goal=goal),
+            run.get("state") == "running",
+        )
         for run in runs
     ]
     if rule.type == "hyperband":
@@ -242,9 +245,7 @@ def _is_number(x: Any) -> bool:
     return _is_real(x) and math.isfinite(float(x))
 
 
-def _validate(
-    rtype: Any, eta: Any, strict: Any, min_iter: Any, max_iter: Any, s: Any
-) -> list[Violation]:
+def _validate(rtype: Any, eta: Any, strict: Any, min_iter: Any, max_iter: Any, s: Any) -> list[Violation]:
     """The checks of W&B's hyperband_stopping schema, which W&B's engine applies before deciding."""
     at = ("early_terminate",)
     out: list[Violation] = []
@@ -298,9 +299,7 @@ def _bands_from_min_iter(min_iter: int, eta: float) -> tuple[int, ...]:
 
 def _metric_values(history: Iterable[Any], name: str) -> list[Any]:
     return [
-        row[name] if isinstance(row, Mapping) else row
-        for row in history
-        if not isinstance(row, Mapping) or name in row
+        row[name] if isinstance(row, Mapping) else row for row in history if not isinstance(row, Mapping) or name in row
     ]
 
 
@@ -318,9 +317,7 @@ def _hyperband_thresholds(rule: Rule, histories: Sequence[Sequence[float]]) -> l
     return out
 
 
-def _hyperband(
-    rule: Rule, goal: Goal, items: Sequence[tuple[str, list[float], bool]]
-) -> list[Stop]:
+def _hyperband(rule: Rule, goal: Goal, items: Sequence[tuple[str, list[float], bool]]) -> list[Stop]:
     limits = _hyperband_thresholds(rule, [h for _, h, _ in items])
     sign = -1.0 if goal == "maximize" else 1.0
     cmp = "<" if goal == "maximize" else ">"
@@ -335,8 +332,7 @@ def _hyperband(
         band, limit = reached[-1]
         value = h[band - 1] if rule.strict else min(h)
         if value > limit:  # ties survive
-            reason = (f"hyperband band {band}: {_fmt(sign * value)} {cmp} threshold "
-                      f"{_fmt(sign * limit)} ({mode})")
+            reason = f"hyperband band {band}: {_fmt(sign * value)} {cmp} threshold {_fmt(sign * limit)} ({mode})"
             stops.append(Stop(name, reason))
     return stops
 
@@ -399,8 +395,13 @@ class HyperbandTracker:
                 continue
             value = h[band - 1] if self.rule.strict else self._best[name]
             if value > limits[band]:  # ties survive
-                stops.append(Stop(name, f"hyperband band {band}: {_fmt(sign * value)} {cmp} "
-                                        f"threshold {_fmt(sign * limits[band])} ({mode})"))
+                stops.append(
+                    Stop(
+                        name,
+                        f"hyperband band {band}: {_fmt(sign * value)} {cmp} "
+                        f"threshold {_fmt(sign * limits[band])} ({mode})",
+                    )
+                )
         return stops
 
 
@@ -415,10 +416,7 @@ def _asha(
     promoted: dict[str, int],
 ) -> tuple[list[Stop], dict[str, int]]:
     """Judge each running run at every rung it reached and has not yet passed, lowest first."""
-    at_rung = {
-        rung: sorted(_rung_value(rule, h, rung) for _, h, _ in items if len(h) >= rung)
-        for rung in rule.bands
-    }
+    at_rung = {rung: sorted(_rung_value(rule, h, rung) for _, h, _ in items if len(h) >= rung) for rung in rule.bands}
     sign = -1.0 if goal == "maximize" else 1.0
     cmp = "<" if goal == "maximize" else ">"
     stops: list[Stop] = []
@@ -434,10 +432,15 @@ def _asha(
             cutoff = values[keep - 1]
             value = _rung_value(rule, h, rung)
             if value > cutoff:  # ties survive
-                stops.append(Stop(name, (
-                    f"asha rung {rung}: {_fmt(sign * value)} {cmp} {_fmt(sign * cutoff)}, "
-                    f"not in the best {keep} of {len(values)}"
-                )))
+                stops.append(
+                    Stop(
+                        name,
+                        (
+                            f"asha rung {rung}: {_fmt(sign * value)} {cmp} {_fmt(sign * cutoff)}, "
+                            f"not in the best {keep} of {len(values)}"
+                        ),
+                    )
+                )
                 break
             promoted[name] = k + 1
     return stops, promoted

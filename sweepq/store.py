@@ -212,8 +212,7 @@ class Trial:
             "created_at": self.created_at,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
-            "reason": self.stop_reason if self.state in ("pruned", "killed") and self.stop_reason
-            else self.reason,
+            "reason": self.stop_reason if self.state in ("pruned", "killed") and self.stop_reason else self.reason,
             "preemptions": self.preemptions,
             "summary": self.summary,
         }
@@ -329,28 +328,24 @@ class Store:
     def sweep_ids(self) -> list[str]:
         return [_s(x) for x in self.r.zrevrange(Keys.SWEEPS, 0, -1)]
 
-    def set_sweep_state(
-        self, sweep_id: str, state: str, *, allowed: Iterable[str], reason: str = ""
-    ) -> str:
+    def set_sweep_state(self, sweep_id: str, state: str, *, allowed: Iterable[str], reason: str = "") -> str:
         k = Keys(sweep_id)
-        return str(self._run("set_sweep_state", [k.sweep, k.events],
-                             [state, reason, self.now(), *allowed]))
+        return str(self._run("set_sweep_state", [k.sweep, k.events], [state, reason, self.now(), *allowed]))
 
     def update_settings(self, sweep_id: str, **settings: Any) -> None:
         self.r.hset(Keys(sweep_id).sweep, mapping={k: _arg(v) for k, v in settings.items()})
 
     # --- trials -----------------------------------------------------------------------------
 
-    def create_trial(
-        self, sweep_id: str, number: int, *, params: Mapping[str, Any], encoded: Mapping[str, Any]
-    ) -> str:
+    def create_trial(self, sweep_id: str, number: int, *, params: Mapping[str, Any], encoded: Mapping[str, Any]) -> str:
         """'ok', or why not: 'closed' (sweep not running), 'cap', 'race'."""
-        return str(self._run(
-            "create_trial",
-            Keys(sweep_id).transition(number),
-            [number, json.dumps(params), json.dumps(encoded), job_id(sweep_id, number, 1),
-             self.now()],
-        ))
+        return str(
+            self._run(
+                "create_trial",
+                Keys(sweep_id).transition(number),
+                [number, json.dumps(params), json.dumps(encoded), job_id(sweep_id, number, 1), self.now()],
+            )
+        )
 
     def trial(self, sweep_id: str, number: int) -> Trial:
         raw = cast(dict[bytes, bytes], self.r.hgetall(Keys(sweep_id).trial(number)))
@@ -373,8 +368,7 @@ class Store:
 
     def running_numbers(self, sweep_id: str) -> dict[int, float]:
         """Running trial numbers with their last heartbeat time."""
-        pairs = cast(list[tuple[bytes, float]],
-                     self.r.zrange(Keys(sweep_id).running, 0, -1, withscores=True))
+        pairs = cast(list[tuple[bytes, float]], self.r.zrange(Keys(sweep_id).running, 0, -1, withscores=True))
         return {int(n): float(t) for n, t in pairs}
 
     def histories(self, sweep_id: str, numbers: Iterable[int]) -> dict[int, list[float]]:
@@ -384,16 +378,13 @@ class Store:
         pipe = self.r.pipeline(transaction=False)
         for n in numbers:
             pipe.lrange(k.history(n), 0, -1)
-        return {n: [float(v) for v in vals] for n, vals in zip(numbers, pipe.execute(),
-                                                                strict=True)}
+        return {n: [float(v) for v in vals] for n, vals in zip(numbers, pipe.execute(), strict=True)}
 
     def claim(self, sweep_id: str, number: int, *, attempt: int, worker: str, host: str) -> str:
-        return str(self._run("claim", Keys(sweep_id).transition(number),
-                             [attempt, worker, self.now(), host]))
+        return str(self._run("claim", Keys(sweep_id).transition(number), [attempt, worker, self.now(), host]))
 
     def heartbeat(self, sweep_id: str, number: int, *, attempt: int) -> tuple[str, str]:
-        state, stop = self._run("heartbeat", Keys(sweep_id).transition(number),
-                                [attempt, self.now()])
+        state, stop = self._run("heartbeat", Keys(sweep_id).transition(number), [attempt, self.now()])
         return str(state), str(stop)
 
     def finish(
@@ -408,31 +399,41 @@ class Store:
     ) -> str:
         """Record the end of an attempt; returns the state the trial ended in ('queued' if
         requeued, 'stale' if a newer attempt owns the trial)."""
-        return str(self._run(
-            "finish",
-            Keys(sweep_id).new_attempt(number),
-            [attempt, outcome, "" if exit_code is None else exit_code, reason, self.now(),
-             job_id(sweep_id, number, attempt + 1)],
-        ))
+        return str(
+            self._run(
+                "finish",
+                Keys(sweep_id).new_attempt(number),
+                [
+                    attempt,
+                    outcome,
+                    "" if exit_code is None else exit_code,
+                    reason,
+                    self.now(),
+                    job_id(sweep_id, number, attempt + 1),
+                ],
+            )
+        )
 
-    def expire(
-        self, sweep_id: str, number: int, *, attempt: int, cutoff: float, max_attempts: int
-    ) -> str:
-        return str(self._run(
-            "expire",
-            Keys(sweep_id).new_attempt(number),
-            [attempt, cutoff, max_attempts, job_id(sweep_id, number, attempt + 1), self.now()],
-        ))
+    def expire(self, sweep_id: str, number: int, *, attempt: int, cutoff: float, max_attempts: int) -> str:
+        return str(
+            self._run(
+                "expire",
+                Keys(sweep_id).new_attempt(number),
+                [attempt, cutoff, max_attempts, job_id(sweep_id, number, attempt + 1), self.now()],
+            )
+        )
 
     def request_stop(self, sweep_id: str, number: int, *, kind: str, reason: str) -> str:
         k = Keys(sweep_id)
-        return str(self._run("request_stop", [*k.transition(number), k.stop(number)],
-                             [kind, reason, self.now()]))
+        return str(self._run("request_stop", [*k.transition(number), k.stop(number)], [kind, reason, self.now()]))
 
     def rerun(self, sweep_id: str, number: int, *, reason: str = "rerun") -> str:
         attempt = int(self.r.hget(Keys(sweep_id).trial(number), "attempt") or 0)
-        return str(self._run("rerun", Keys(sweep_id).new_attempt(number),
-                             [job_id(sweep_id, number, attempt + 1), self.now(), reason]))
+        return str(
+            self._run(
+                "rerun", Keys(sweep_id).new_attempt(number), [job_id(sweep_id, number, attempt + 1), self.now(), reason]
+            )
+        )
 
     def log(
         self,
@@ -453,8 +454,7 @@ class Store:
         state, stop = self._run(
             "log",
             [k.trial(number), k.history(number), k.metrics],
-            [attempt, step, json.dumps(record, default=str, allow_nan=True), v, goal,
-             metric_cap, stream_cap, number],
+            [attempt, step, json.dumps(record, default=str, allow_nan=True), v, goal, metric_cap, stream_cap, number],
         )
         return state, stop
 
@@ -510,13 +510,26 @@ class Store:
                 raise
 
     def read_metrics(
-        self, sweep_id: str, group: str, consumer: str, *, pending: bool, block: float,
+        self,
+        sweep_id: str,
+        group: str,
+        consumer: str,
+        *,
+        pending: bool,
+        block: float,
         count: int = 1000,
     ) -> list[tuple[str, dict[str, str]]]:
         """The next metric records for this consumer (or its unacknowledged ones)."""
-        reply = cast(list[Any], self.r.xreadgroup(
-            group, consumer, {Keys(sweep_id).metrics: "0" if pending else ">"}, count=count,
-            block=None if pending else int(block * 1000)))
+        reply = cast(
+            list[Any],
+            self.r.xreadgroup(
+                group,
+                consumer,
+                {Keys(sweep_id).metrics: "0" if pending else ">"},
+                count=count,
+                block=None if pending else int(block * 1000),
+            ),
+        )
         entries = reply[0][1] if reply else []
         return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in entries]
 

@@ -77,8 +77,7 @@ class Worker(_RQWorker):
             name = f"<unreadable: {err}>"
         if name != RUN_TRIAL:
             self.log.error("refusing job %s: it names %s, not %s", job.id, name, RUN_TRIAL)
-            self.handle_job_failure(job, queue=queue,
-                                    exc_string=f"refused by sweepq.worker.Worker: {name}")
+            self.handle_job_failure(job, queue=queue, exc_string=f"refused by sweepq.worker.Worker: {name}")
             return
         super().execute_job(job, queue)
         self._count_failure(job)
@@ -96,7 +95,8 @@ class Worker(_RQWorker):
             self.log.error(
                 "sweepq: %d trials in a row failed on this worker (bad GPU? full disk?); "
                 "it stops taking jobs. Check the box, then start the worker again.",
-                self.fail_streak)
+                self.fail_streak,
+            )
             self.request_stop(None, None)  # type: ignore[no-untyped-call]
 
 
@@ -132,11 +132,26 @@ def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[
     procs = []
     for i in range(n):
         log = open(log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "rq.cli", "worker", "--url", url, "-w", "sweepq.worker.Worker",
-             "--name", local_worker_name(i), queue],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "rq.cli",
+                    "worker",
+                    "--url",
+                    url,
+                    "-w",
+                    "sweepq.worker.Worker",
+                    "--name",
+                    local_worker_name(i),
+                    queue,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         log.close()
     return procs

@@ -50,8 +50,16 @@ class ChaosResult:
         return json.dumps({k: v for k, v in self.__dict__.items() if k != "completions"})
 
 
-def run_chaos(url: str, workdir: Path, *, trials: int = 100, workers: int = 4, kills: int = 10,
-              seed: int = 0, timeout: float = 240.0) -> ChaosResult:
+def run_chaos(
+    url: str,
+    workdir: Path,
+    *,
+    trials: int = 100,
+    workers: int = 4,
+    kills: int = 10,
+    seed: int = 0,
+    timeout: float = 240.0,
+) -> ChaosResult:
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prog.py").write_text(PROGRAM)
@@ -59,31 +67,66 @@ def run_chaos(url: str, workdir: Path, *, trials: int = 100, workers: int = 4, k
     done.write_text("")
     env = {**os.environ, "CHAOS_DONE": str(done), "PYTHONUNBUFFERED": "1"}
     store = Store(redis.Redis.from_url(url))
-    cfg = cfgmod.load({
-        "program": "prog.py", "method": "random", "run_cap": trials,
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"x": {"min": 0.0, "max": 1.0}},
-    })
-    sid = store.create_sweep(cfg.to_dict(), cap=trials, workdir=str(workdir), seed=seed,
-                             heartbeat_timeout=2.0, max_attempts=8, grace=1.0, fail_pause=0)
+    cfg = cfgmod.load(
+        {
+            "program": "prog.py",
+            "method": "random",
+            "run_cap": trials,
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"min": 0.0, "max": 1.0}},
+        }
+    )
+    sid = store.create_sweep(
+        cfg.to_dict(),
+        cap=trials,
+        workdir=str(workdir),
+        seed=seed,
+        heartbeat_timeout=2.0,
+        max_attempts=8,
+        grace=1.0,
+        fail_pause=0,
+    )
     pool: list[subprocess.Popen[bytes]] = []
     names: dict[int, str] = {}
     killed: set[str] = set()
 
     def start_worker() -> None:
         name = f"chaos-{len(pool)}-{os.getpid()}"
-        pool.append(subprocess.Popen(
-            [sys.executable, "-m", "rq.cli", "worker", "--url", url, "-w", "sweepq.worker.Worker",
-             "--name", name, "sweepq"],
-            cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True))
+        pool.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "rq.cli",
+                    "worker",
+                    "--url",
+                    url,
+                    "-w",
+                    "sweepq.worker.Worker",
+                    "--name",
+                    name,
+                    "sweepq",
+                ],
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
         names[pool[-1].pid] = name
 
     def start_planner() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "sweepq", "plan", "--resume", sid, "--redis", url,
-             "--workers", "0"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [sys.executable, "-m", "sweepq", "plan", "--resume", sid, "--redis", url, "--workers", "0"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     started = time.monotonic()
     planner = start_planner()
@@ -125,11 +168,14 @@ def run_chaos(url: str, workdir: Path, *, trials: int = 100, workers: int = 4, k
     records = store.trials(sid)
     completions = [tuple(map(int, line.split())) for line in done.read_text().splitlines()]
     return ChaosResult(
-        trials=len(records), finished=sum(t.state == "finished" for t in records),
-        worker_kills=worker_kills, planner_kills=planner_kills,
+        trials=len(records),
+        finished=sum(t.state == "finished" for t in records),
+        worker_kills=worker_kills,
+        planner_kills=planner_kills,
         attempts=sum(t.attempt for t in records),
         completions=completions,  # type: ignore[arg-type]
-        rq_mismatches=_rq_mismatches(store, sid, killed), seconds=round(time.monotonic() - started, 1),
+        rq_mismatches=_rq_mismatches(store, sid, killed),
+        seconds=round(time.monotonic() - started, 1),
     )
 
 
@@ -150,8 +196,7 @@ def _rq_mismatches(store: Store, sid: str, killed: set[str]) -> list[str]:
             continue
         if status == JobStatus.STARTED and job.worker_name in killed:
             continue
-        out.append(f"trial {t.number} finished but job {t.job_id} is {status} "
-                   f"(worker {job.worker_name})")
+        out.append(f"trial {t.number} finished but job {t.job_id} is {status} (worker {job.worker_name})")
     return out
 
 
@@ -163,8 +208,9 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=40)
     parser.add_argument("--workdir", default="/tmp/sweepq-chaos")
     args = parser.parse_args()
-    result = run_chaos(args.redis, Path(args.workdir), trials=args.trials, workers=args.workers,
-                       kills=args.kills, timeout=900)
+    result = run_chaos(
+        args.redis, Path(args.workdir), trials=args.trials, workers=args.workers, kills=args.kills, timeout=900
+    )
     print(result.summary())
 
 

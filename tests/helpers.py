@@ -148,12 +148,30 @@ class Workers:
         for _ in range(n):
             self._n += 1
             log = open(self.log_dir / f"worker-{self._n}.log", "ab")  # noqa: SIM115
-            started.append(subprocess.Popen(
-                [PY, "-m", "rq.cli", "worker", "--url", self.url, "-w", "sweepq.worker.Worker",
-                 "--name", f"e2e-{os.getpid()}-{self._n}", *extra, queue],
-                cwd=cwd, env=env or base_env(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            ))
+            started.append(
+                subprocess.Popen(
+                    [
+                        PY,
+                        "-m",
+                        "rq.cli",
+                        "worker",
+                        "--url",
+                        self.url,
+                        "-w",
+                        "sweepq.worker.Worker",
+                        "--name",
+                        f"e2e-{os.getpid()}-{self._n}",
+                        *extra,
+                        queue,
+                    ],
+                    cwd=cwd,
+                    env=env or base_env(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
             log.close()
         self.procs += started
         if wait:
@@ -165,9 +183,11 @@ class Workers:
 
         conn = redis.Redis.from_url(self.url)
         try:
-            wait_for(lambda: len(Worker.all(queue=Queue(queue, connection=conn))) >= n,
-                     timeout=timeout, what=f"{n} rq workers to register on {queue!r}\n"
-                     + self.logs())
+            wait_for(
+                lambda: len(Worker.all(queue=Queue(queue, connection=conn))) >= n,
+                timeout=timeout,
+                what=f"{n} rq workers to register on {queue!r}\n" + self.logs(),
+            )
         finally:
             conn.close()
 
@@ -190,9 +210,15 @@ class Plan:
         self.argv = list(argv)
         self.stderr_path = log
         self._stderr = open(log, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(self.argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self._lines: queue_mod.Queue[str | None] = queue_mod.Queue()
         self.stdout: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -215,8 +241,7 @@ class Plan:
                 pytest.fail(f"`sweepq plan` printed no sweep id in {timeout}s: {self.stderr()}")
             if not line:
                 self.proc.wait(timeout=10)
-                pytest.fail(f"`sweepq plan` exited {self.proc.returncode} without a sweep id: "
-                            f"{self.stderr()}")
+                pytest.fail(f"`sweepq plan` exited {self.proc.returncode} without a sweep id: {self.stderr()}")
             self._sweep_id = line.strip()
         return self._sweep_id
 
@@ -242,15 +267,33 @@ class Plans:
         self.url, self.tmp = url, tmp
         self.started: list[Plan] = []
 
-    def start(self, config: dict[str, Any] | Path, *, args: Sequence[str] = (), grace: float = 1.0,
-              workers: int = 0, cwd: Path | None = None, env: dict[str, str] | None = None,
-              redis_url: str | None = None) -> Plan:
-        path = config if isinstance(config, Path) else write_config(self.tmp, config,
-                                                                    f"sweep-{len(self.started)}.yaml")
-        argv = [PY, "-m", "sweepq", "plan", str(path), "--redis", redis_url or self.url,
-                "--workers", str(workers), "--grace", str(grace), *args]
-        plan = Plan(argv, cwd=cwd or self.tmp, env=env or base_env(),
-                    log=self.tmp / f"plan-{len(self.started)}.stderr")
+    def start(
+        self,
+        config: dict[str, Any] | Path,
+        *,
+        args: Sequence[str] = (),
+        grace: float = 1.0,
+        workers: int = 0,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        redis_url: str | None = None,
+    ) -> Plan:
+        path = config if isinstance(config, Path) else write_config(self.tmp, config, f"sweep-{len(self.started)}.yaml")
+        argv = [
+            PY,
+            "-m",
+            "sweepq",
+            "plan",
+            str(path),
+            "--redis",
+            redis_url or self.url,
+            "--workers",
+            str(workers),
+            "--grace",
+            str(grace),
+            *args,
+        ]
+        plan = Plan(argv, cwd=cwd or self.tmp, env=env or base_env(), log=self.tmp / f"plan-{len(self.started)}.stderr")
         self.started.append(plan)
         return plan
 
@@ -259,13 +302,20 @@ class Plans:
             p.close()
 
 
-def cli(*args: str, timeout: float = 60, cwd: Path | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, timeout: float = 60, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m sweepq ARGS` to the end (a hang fails the test)."""
     try:
-        return subprocess.run([PY, "-m", "sweepq", *args], cwd=cwd or ROOT, env=env or base_env(),
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [PY, "-m", "sweepq", *args],
+            cwd=cwd or ROOT,
+            env=env or base_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as err:
         pytest.fail(f"`sweepq {' '.join(args)}` hung for {timeout}s: {err.stderr!r}")
 

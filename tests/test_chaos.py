@@ -10,8 +10,7 @@ import redis
 from tests.chaos import run_chaos
 
 
-def test_chaos_every_trial_accounted_for_exactly_once(r: redis.Redis, redis_url: str,
-                                                      tmp_path: Path) -> None:
+def test_chaos_every_trial_accounted_for_exactly_once(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     result = run_chaos(redis_url, tmp_path, trials=100, workers=4, kills=10)
     print(result.summary())
     assert result.worker_kills >= 10 and result.planner_kills == 1

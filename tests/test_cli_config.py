@@ -60,8 +60,7 @@ def test_examples_validate(name: str) -> None:
     result = _invoke("validate", str(EXAMPLES / name), "--json")
     assert result.exit_code == 0, result.output
     normalized = json.loads(result.stdout)
-    assert all("distribution" in spec or "parameters" in spec
-               for spec in normalized["parameters"].values())
+    assert all("distribution" in spec or "parameters" in spec for spec in normalized["parameters"].values())
 
 
 def _preview(path: Path, *args: str) -> list[dict]:
@@ -96,9 +95,15 @@ def test_preview_q_log_uniform_random_defaults_to_10() -> None:
 def test_preview_nested_grid_in_order() -> None:
     items = _preview(EXAMPLES / "nested.yaml")
     assert len(items) == 16
-    keys = [(i["params"]["model"]["depth"], i["params"]["model"]["width"],
-             i["params"]["optimizer"]["name"], i["params"]["optimizer"]["schedule"]["warmup"])
-            for i in items]
+    keys = [
+        (
+            i["params"]["model"]["depth"],
+            i["params"]["model"]["width"],
+            i["params"]["optimizer"]["name"],
+            i["params"]["optimizer"]["schedule"]["warmup"],
+        )
+        for i in items
+    ]
     assert keys[:3] == [(2, 64, "adam", 0), (2, 64, "adam", 100), (2, 64, "sgd", 0)]
     assert len(set(keys)) == 16
     first = items[0]
@@ -109,8 +114,9 @@ def test_preview_nested_grid_in_order() -> None:
 
 def test_preview_args_json_file_placeholder_and_function_mode(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("method: grid\nprogram: t.py\ncommand: ['${program}', '${args_json_file}']\n"
-                    "parameters: {a: {values: [1, 2]}}\n")
+    path.write_text(
+        "method: grid\nprogram: t.py\ncommand: ['${program}', '${args_json_file}']\nparameters: {a: {values: [1, 2]}}\n"
+    )
     assert [i["command"] for i in _preview(path)] == [["t.py", "<args_json_file>"]] * 2
     path.write_text("method: grid\nparameters: {a: {values: [1]}}\n")
     assert _preview(path) == [{"params": {"a": 1}, "command": None}]
@@ -129,15 +135,22 @@ def test_validate_prints_warnings_on_stderr(tmp_path: Path) -> None:
 def test_real_process_stdin_and_exit_code() -> None:
     """The installed entry point: stdin config, clean message, exit 2, no traceback."""
     bad = subprocess.run(
-        [sys.executable, "-m", "sweepq", "validate", "-"], input="method: grid\nparameters: {}\n",
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        [sys.executable, "-m", "sweepq", "validate", "-"],
+        input="method: grid\nparameters: {}\n",
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert bad.returncode == 2
     assert bad.stderr.strip() == "parameters: must name at least one parameter"
     good = subprocess.run(
         [sys.executable, "-m", "sweepq", "preview", "-", "-n", "1"],
         input=(EXAMPLES / "wandb-sweepdemo.yaml").read_text(),
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
     )
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["command"][2] == "train.py"

@@ -32,43 +32,50 @@ def _kinds(config: SweepConfig) -> dict[str, str]:
 
 
 def test_parameter_forms_inferred_as_wandb_does() -> None:
-    config = parse(_cfg(
-        a={"values": [1, 2]},
-        b={"values": [1, 2], "probabilities": [0.5, 0.5]},
-        c={"value": None},
-        d={"min": 1, "max": 5},
-        e={"min": 1, "max": 5.0},
-        f={"min": 0.1, "max": 1},
-        g={"distribution": "categorical", "values": [1], "probabilities": [1.0]},
-    ))
+    config = parse(
+        _cfg(
+            a={"values": [1, 2]},
+            b={"values": [1, 2], "probabilities": [0.5, 0.5]},
+            c={"value": None},
+            d={"min": 1, "max": 5},
+            e={"min": 1, "max": 5.0},
+            f={"min": 0.1, "max": 1},
+            g={"distribution": "categorical", "values": [1], "probabilities": [1.0]},
+        )
+    )
     assert _kinds(config) == {
-        "a": "categorical", "b": "categorical_w_probabilities", "c": "constant",
-        "d": "int_uniform", "e": "uniform", "f": "uniform", "g": "categorical_w_probabilities",
+        "a": "categorical",
+        "b": "categorical_w_probabilities",
+        "c": "constant",
+        "d": "int_uniform",
+        "e": "uniform",
+        "f": "uniform",
+        "g": "categorical_w_probabilities",
     }
 
 
 def test_defaults_filled_and_metric_goal_minimize() -> None:
-    config = parse({"method": "bayes", "metric": {"name": "loss"},
-                    "parameters": {"x": {"distribution": "q_normal"}}})
+    config = parse({"method": "bayes", "metric": {"name": "loss"}, "parameters": {"x": {"distribution": "q_normal"}}})
     assert config.metric == Metric(name="loss", goal="minimize", target=None)
-    assert config.to_dict()["parameters"]["x"] == {
-        "distribution": "q_normal", "mu": 0.0, "sigma": 1.0, "q": 1.0}
+    assert config.to_dict()["parameters"]["x"] == {"distribution": "q_normal", "mu": 0.0, "sigma": 1.0, "q": 1.0}
     assert config.command == DEFAULT_COMMAND
     assert config.early_terminate is None and config.run_cap is None
 
 
 def test_every_violation_reported_at_once_with_paths() -> None:
-    errors = _errors({
-        "method": "hyperopt",
-        "run_cap": True,
-        "metric": {"name": "loss", "goal": "max"},
-        "parameters": {
-            "lr": {"min": 0.5, "max": 0.1},
-            "bs": {"distribution": "int_uniform", "min": 1.5, "max": 8},
-            "9bad": {"value": 1},
-        },
-        "colour": "blue",
-    })
+    errors = _errors(
+        {
+            "method": "hyperopt",
+            "run_cap": True,
+            "metric": {"name": "loss", "goal": "max"},
+            "parameters": {
+                "lr": {"min": 0.5, "max": 0.1},
+                "bs": {"distribution": "int_uniform", "min": 1.5, "max": 8},
+                "9bad": {"value": 1},
+            },
+            "colour": "blue",
+        }
+    )
     assert errors == [
         "colour: unknown key (allowed: method, metric, parameters, early_terminate, command, "
         "run_cap, program, name, description, project, entity)",
@@ -87,87 +94,108 @@ def test_types_checked_before_values_compared() -> None:
 
 
 def test_unknown_key_suggests_the_close_one() -> None:
-    assert _errors({"method": "grid", "paramters": {}})[0] == (
-        "paramters: unknown key (did you mean parameters?)")
+    assert _errors({"method": "grid", "paramters": {}})[0] == ("paramters: unknown key (did you mean parameters?)")
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({"values": []}, "parameters.p.values: must not be empty"),
-    ({"values": [1, 2], "probabilities": [0.5]},
-     "parameters.p.probabilities: must have one entry per value (1 != 2)"),
-    ({"values": [1, 2], "probabilities": [0.5, 0.6]},
-     "parameters.p.probabilities: must sum to 1 (sum is 1.1)"),
-    ({"values": [1, 2], "probabilities": [-0.5, 1.5]}, "parameters.p.probabilities.0: must be >= 0"),
-    ({"distribution": "normal", "sigma": -1}, "parameters.p.sigma: must be >= 0 (got -1)"),
-    ({"distribution": "beta", "a": 0}, "parameters.p.a: must be greater than 0 (got 0)"),
-    ({"distribution": "q_beta", "b": -1}, "parameters.p.b: must be greater than 0 (got -1)"),
-    ({"distribution": "log_uniform_values", "min": 0, "max": 1},
-     "parameters.p.min: must be greater than 0 for log_uniform_values (got 0)"),
-    ({"distribution": "q_uniform", "min": 0, "max": 1, "q": 0}, "parameters.p.q: must be greater"),
-    ({"distribution": "uniform", "min": 0}, "parameters.p.max: required for uniform"),
-    ({"distribution": "lognormal"}, "parameters.p.distribution: 'lognormal' is not a distribution; "
-                                    "did you mean log_normal?"),
-    ({"q": 2}, "parameters.p: cannot tell the distribution"),
-    ({"min": 1, "max": 2, "q": 1}, "parameters.p.q: unknown key for int_uniform"),
-    ({"value": 1, "values": [1]}, "parameters.p.value: unknown key for categorical"),
-    ({"distribution": "log_uniform", "min": 0, "max": 1000}, "exp(1000) overflows"),
-    ({"distribution": "uniform", "min": float("-inf"), "max": 1}, "parameters.p.min: must be finite"),
-    ({"value": {1: "a"}}, "parameters.p.value: mapping keys must be strings"),
-    ("0.1", "parameters.p: must be a mapping (got string '0.1')"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"values": []}, "parameters.p.values: must not be empty"),
+        (
+            {"values": [1, 2], "probabilities": [0.5]},
+            "parameters.p.probabilities: must have one entry per value (1 != 2)",
+        ),
+        ({"values": [1, 2], "probabilities": [0.5, 0.6]}, "parameters.p.probabilities: must sum to 1 (sum is 1.1)"),
+        ({"values": [1, 2], "probabilities": [-0.5, 1.5]}, "parameters.p.probabilities.0: must be >= 0"),
+        ({"distribution": "normal", "sigma": -1}, "parameters.p.sigma: must be >= 0 (got -1)"),
+        ({"distribution": "beta", "a": 0}, "parameters.p.a: must be greater than 0 (got 0)"),
+        ({"distribution": "q_beta", "b": -1}, "parameters.p.b: must be greater than 0 (got -1)"),
+        (
+            {"distribution": "log_uniform_values", "min": 0, "max": 1},
+            "parameters.p.min: must be greater than 0 for log_uniform_values (got 0)",
+        ),
+        ({"distribution": "q_uniform", "min": 0, "max": 1, "q": 0}, "parameters.p.q: must be greater"),
+        ({"distribution": "uniform", "min": 0}, "parameters.p.max: required for uniform"),
+        (
+            {"distribution": "lognormal"},
+            "parameters.p.distribution: 'lognormal' is not a distribution; did you mean log_normal?",
+        ),
+        ({"q": 2}, "parameters.p: cannot tell the distribution"),
+        ({"min": 1, "max": 2, "q": 1}, "parameters.p.q: unknown key for int_uniform"),
+        ({"value": 1, "values": [1]}, "parameters.p.value: unknown key for categorical"),
+        ({"distribution": "log_uniform", "min": 0, "max": 1000}, "exp(1000) overflows"),
+        ({"distribution": "uniform", "min": float("-inf"), "max": 1}, "parameters.p.min: must be finite"),
+        ({"value": {1: "a"}}, "parameters.p.value: mapping keys must be strings"),
+        ("0.1", "parameters.p: must be a mapping (got string '0.1')"),
+    ],
+)
 def test_parameter_violations(spec: Any, message: str) -> None:
     errors = _errors(_cfg(p=spec))
     assert any(e.startswith(message) or message in e for e in errors), errors
 
 
 def test_grid_only_with_discrete_forms() -> None:
-    errors = _errors({"method": "grid", "parameters": {
-        "a": {"min": 0.0, "max": 1.0},
-        "b": {"values": [1, 2], "probabilities": [0.5, 0.5]},
-        "c": {"distribution": "normal"},
-        "ok": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.5},
-    }})
+    errors = _errors(
+        {
+            "method": "grid",
+            "parameters": {
+                "a": {"min": 0.0, "max": 1.0},
+                "b": {"values": [1, 2], "probabilities": [0.5, 0.5]},
+                "c": {"distribution": "normal"},
+                "ok": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.5},
+            },
+        }
+    )
     assert errors == [
-        "parameters.a: uniform cannot be used with method: grid (grid takes values, value, "
-        "int_uniform or q_uniform)",
+        "parameters.a: uniform cannot be used with method: grid (grid takes values, value, int_uniform or q_uniform)",
         "parameters.b.probabilities: cannot be used with method: grid",
-        "parameters.c: normal cannot be used with method: grid (grid takes values, value, "
-        "int_uniform or q_uniform)",
+        "parameters.c: normal cannot be used with method: grid (grid takes values, value, int_uniform or q_uniform)",
     ]
 
 
 def test_bayes_and_early_terminate_need_a_metric() -> None:
     assert "metric: required when method is bayes" in _errors(
-        {"method": "bayes", "parameters": {"x": {"min": 0.0, "max": 1.0}}})
+        {"method": "bayes", "parameters": {"x": {"min": 0.0, "max": 1.0}}}
+    )
     assert "metric: required by early_terminate" in _errors(
-        {**_cfg(), "early_terminate": {"type": "hyperband", "min_iter": 3}})
+        {**_cfg(), "early_terminate": {"type": "hyperband", "min_iter": 3}}
+    )
 
 
-@pytest.mark.parametrize(("rule", "expected"), [
-    ({"type": "hyperband", "min_iter": 3},
-     EarlyTerminate(type="hyperband", min_iter=3, eta=3, strict=True)),
-    ({"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3, "strict": False},
-     EarlyTerminate(type="hyperband", max_iter=27, s=2, eta=3, strict=False)),
-    ({"type": "asha", "min_iter": 1, "max_iter": 81, "eta": 3},
-     EarlyTerminate(type="asha", min_iter=1, max_iter=81, eta=3)),
-])
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ({"type": "hyperband", "min_iter": 3}, EarlyTerminate(type="hyperband", min_iter=3, eta=3, strict=True)),
+        (
+            {"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3, "strict": False},
+            EarlyTerminate(type="hyperband", max_iter=27, s=2, eta=3, strict=False),
+        ),
+        (
+            {"type": "asha", "min_iter": 1, "max_iter": 81, "eta": 3},
+            EarlyTerminate(type="asha", min_iter=1, max_iter=81, eta=3),
+        ),
+    ],
+)
 def test_early_terminate_forms(rule: dict[str, Any], expected: EarlyTerminate) -> None:
     config = parse({**_cfg(), "metric": {"name": "loss"}, "early_terminate": rule})
     assert config.early_terminate == expected
 
 
-@pytest.mark.parametrize(("rule", "message"), [
-    ({"type": "hyperband"}, "early_terminate: hyperband needs min_iter, or max_iter and s"),
-    ({"type": "hyperband", "max_iter": 27}, "early_terminate.s: required with max_iter"),
-    ({"type": "hyperband", "s": 2}, "early_terminate.max_iter: required with s"),
-    ({"type": "hyperband", "min_iter": 3, "eta": 1}, "early_terminate.eta: must be greater than 1"),
-    ({"type": "hyperband", "min_iter": 0}, "early_terminate.min_iter: must be at least 1 (got 0)"),
-    ({"type": "hyperband", "min_iter": 3, "strict": "yes"}, "early_terminate.strict: must be true"),
-    ({"type": "hyperband", "max_iter": 2, "s": 1}, "early_terminate.max_iter: gives no bands"),
-    ({"type": "median"}, "early_terminate.type: 'median' is not one of hyperband, asha"),
-    ({"type": "asha", "min_iter": 9, "max_iter": 3}, "early_terminate.max_iter: must be greater"),
-    ({"type": "asha", "s": 2}, "early_terminate.s: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"type": "hyperband"}, "early_terminate: hyperband needs min_iter, or max_iter and s"),
+        ({"type": "hyperband", "max_iter": 27}, "early_terminate.s: required with max_iter"),
+        ({"type": "hyperband", "s": 2}, "early_terminate.max_iter: required with s"),
+        ({"type": "hyperband", "min_iter": 3, "eta": 1}, "early_terminate.eta: must be greater than 1"),
+        ({"type": "hyperband", "min_iter": 0}, "early_terminate.min_iter: must be at least 1 (got 0)"),
+        ({"type": "hyperband", "min_iter": 3, "strict": "yes"}, "early_terminate.strict: must be true"),
+        ({"type": "hyperband", "max_iter": 2, "s": 1}, "early_terminate.max_iter: gives no bands"),
+        ({"type": "median"}, "early_terminate.type: 'median' is not one of hyperband, asha"),
+        ({"type": "asha", "min_iter": 9, "max_iter": 3}, "early_terminate.max_iter: must be greater"),
+        ({"type": "asha", "s": 2}, "early_terminate.s: unknown key"),
+    ],
+)
 def test_early_terminate_violations(rule: dict[str, Any], message: str) -> None:
     errors = _errors({**_cfg(), "metric": {"name": "loss"}, "early_terminate": rule})
     assert any(e.startswith(message) for e in errors), errors
@@ -175,9 +203,9 @@ def test_early_terminate_violations(rule: dict[str, Any], message: str) -> None:
 
 def test_command_must_be_list_of_strings() -> None:
     assert _errors({**_cfg(), "command": "python train.py"}) == [
-        "command: must be a list of strings (got string 'python train.py')"]
-    assert _errors({**_cfg(), "command": ["python", 3]}) == [
-        "command.1: must be a string (got integer 3)"]
+        "command: must be a list of strings (got string 'python train.py')"
+    ]
+    assert _errors({**_cfg(), "command": ["python", 3]}) == ["command.1: must be a string (got integer 3)"]
     assert parse({**_cfg(), "command": []}).command == DEFAULT_COMMAND  # W&B: [] is the default
 
 
@@ -187,13 +215,14 @@ def test_in_element_parameter_macro_warns() -> None:
 
 
 def test_deprecated_exponent_forms_warn_with_values_form() -> None:
-    config = parse(_cfg(
-        a={"distribution": "log_uniform", "min": -5, "max": -1},
-        b={"distribution": "q_log_uniform", "min": 0, "max": 3},
-        c={"distribution": "inv_log_uniform", "min": 0, "max": 3},
-    ))
-    assert [w.split(":")[0] for w in config.warnings] == [
-        "parameters.a", "parameters.b", "parameters.c"]
+    config = parse(
+        _cfg(
+            a={"distribution": "log_uniform", "min": -5, "max": -1},
+            b={"distribution": "q_log_uniform", "min": 0, "max": 3},
+            c={"distribution": "inv_log_uniform", "min": 0, "max": 3},
+        )
+    )
+    assert [w.split(":")[0] for w in config.warnings] == ["parameters.a", "parameters.b", "parameters.c"]
     assert "use log_uniform_values" in config.warnings[0]
     assert "use q_log_uniform_values" in config.warnings[1]
     assert "use inv_log_uniform_values" in config.warnings[2]
@@ -207,10 +236,11 @@ def test_run_cap_and_texts() -> None:
 
 
 def test_required_sections() -> None:
-    assert _errors({}) == ["method: required: one of grid, random, bayes",
-                           "parameters: required: at least one parameter"]
-    assert _errors({"method": "grid", "parameters": {}}) == [
-        "parameters: must name at least one parameter"]
+    assert _errors({}) == [
+        "method: required: one of grid, random, bayes",
+        "parameters: required: at least one parameter",
+    ]
+    assert _errors({"method": "grid", "parameters": {}}) == ["parameters: must name at least one parameter"]
     assert _errors([1]) == ["a sweep config must be a mapping (got list [1])"]
 
 
@@ -219,14 +249,20 @@ def test_wandb_only_keys() -> None:
     assert config.warnings == ("controller: W&B-only key, ignored", "apiVersion: W&B-only key, ignored")
     assert _errors({**_cfg(), "metrics": []})[0].startswith("metrics: multi-objective")
     assert _errors({**_cfg(), "metric": {"name": "l", "impute": "median"}}) == [
-        "metric.impute: 'median' is not one of latest, best, worst"]
+        "metric.impute: 'median' is not one of latest, best, worst"
+    ]
 
 
 def test_nested_groups_any_depth() -> None:
     config = load(EXAMPLES / "nested.yaml")
     assert [p for p, _ in config.space.leaves] == [
-        ("model", "depth"), ("model", "width"), ("optimizer", "name"),
-        ("optimizer", "schedule", "kind"), ("optimizer", "schedule", "warmup"), ("seed",)]
+        ("model", "depth"),
+        ("model", "width"),
+        ("optimizer", "name"),
+        ("optimizer", "schedule", "kind"),
+        ("optimizer", "schedule", "warmup"),
+        ("seed",),
+    ]
     assert config.space.grid_size() == 2 * 2 * 2 * 2
     assert config.space.grid()[0] == {
         "model": {"depth": 2, "width": 64},
@@ -236,8 +272,7 @@ def test_nested_groups_any_depth() -> None:
 
 
 def test_nested_group_violations_have_full_paths() -> None:
-    errors = _errors(_cfg(opt={"parameters": {"lr": {"min": 1.0, "max": 0.5},
-                                              "sub": {"parameters": {}}}, "extra": 1}))
+    errors = _errors(_cfg(opt={"parameters": {"lr": {"min": 1.0, "max": 0.5}, "sub": {"parameters": {}}}, "extra": 1}))
     assert errors == [
         "parameters.opt.extra: a nested group holds only `parameters`",
         "parameters.opt.parameters.lr.max: must be greater than min (0.5 <= 1.0)",
@@ -275,11 +310,21 @@ def test_every_distribution_round_trips() -> None:
         elif name not in ("normal", "q_normal", "log_normal", "q_log_normal", "beta", "q_beta"):
             spec.update(min=1, max=3)
         params[name] = spec
-    config = parse({"method": "random", "metric": {"name": "m", "goal": "maximize", "target": 1},
-                    "early_terminate": {"type": "hyperband", "max_iter": 9, "s": 2},
-                    "parameters": params, "run_cap": 3, "program": "p.py",
-                    "command": ["${program}", "${args_json}"], "name": "n", "project": "pr",
-                    "entity": "e", "description": "d"})
+    config = parse(
+        {
+            "method": "random",
+            "metric": {"name": "m", "goal": "maximize", "target": 1},
+            "early_terminate": {"type": "hyperband", "max_iter": 9, "s": 2},
+            "parameters": params,
+            "run_cap": 3,
+            "program": "p.py",
+            "command": ["${program}", "${args_json}"],
+            "name": "n",
+            "project": "pr",
+            "entity": "e",
+            "description": "d",
+        }
+    )
     normalized = config.to_dict()
     assert all("distribution" in spec for spec in normalized["parameters"].values())
     assert SweepConfig.from_dict(normalized) == config
@@ -351,8 +396,12 @@ def test_load_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_dict_input_with_numpy_scalars_and_tuples() -> None:
-    config = load({"method": "grid", "parameters": {
-        "a": {"values": (np.int64(1), np.float32(0.5))}, "b": {"min": np.int64(1), "max": 3}}})
+    config = load(
+        {
+            "method": "grid",
+            "parameters": {"a": {"values": (np.int64(1), np.float32(0.5))}, "b": {"min": np.int64(1), "max": 3}},
+        }
+    )
     assert config.to_dict()["parameters"]["a"]["values"] == [1, 0.5]
     assert _kinds(config)["b"] == "int_uniform"
     json.dumps(config.to_dict())
@@ -372,22 +421,25 @@ def test_raw_keeps_the_input() -> None:
 
 def test_grid_size_limit() -> None:
     assert parse({"method": "grid", "parameters": {"n": {"min": 1, "max": 1_000_000}}})
-    errors = _errors({"method": "grid", "parameters": {
-        "n": {"min": 1, "max": 10**30}, "q": {"distribution": "q_uniform", "min": 0, "max": 1,
-                                             "q": 1e-9}}})
-    assert errors == [f"parameters: the grid has {10**30 * 10**9:,} points; sweepq runs at most "
-                      "1,000,000"]
+    errors = _errors(
+        {
+            "method": "grid",
+            "parameters": {
+                "n": {"min": 1, "max": 10**30},
+                "q": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 1e-9},
+            },
+        }
+    )
+    assert errors == [f"parameters: the grid has {10**30 * 10**9:,} points; sweepq runs at most 1,000,000"]
 
 
 def test_non_finite_values_rejected() -> None:
-    assert _errors(_cfg(v={"values": [1.0, float("nan")]})) == [
-        "parameters.v.values: nan is not a JSON value"]
+    assert _errors(_cfg(v={"values": [1.0, float("nan")]})) == ["parameters.v.values: nan is not a JSON value"]
 
 
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text("method: random\nparameters:\n"
-                    "  a: &b {min: 1, max: 4}\n  c:\n    <<: *b\n    max: 9\n")
+    path.write_text("method: random\nparameters:\n  a: &b {min: 1, max: 4}\n  c:\n    <<: *b\n    max: 9\n")
     config = load(path)
     assert config.to_dict()["parameters"]["c"] == {"distribution": "int_uniform", "min": 1, "max": 9}
 
@@ -397,10 +449,24 @@ def _mutations(seed: int, count: int) -> list[Any]:
     import copy
     import random
 
-    bases = [load(EXAMPLES / name).raw for name in
-             ("wandb-sweepdemo.yaml", "wandb-q-log-uniform.yaml", "nested.yaml")]
-    junk = [None, True, 0, -1, 2.5, float("inf"), "", "grid", [], [1], {}, {"value": 1},
-            {"parameters": {}}, {"values": []}, 10**30]
+    bases = [load(EXAMPLES / name).raw for name in ("wandb-sweepdemo.yaml", "wandb-q-log-uniform.yaml", "nested.yaml")]
+    junk = [
+        None,
+        True,
+        0,
+        -1,
+        2.5,
+        float("inf"),
+        "",
+        "grid",
+        [],
+        [1],
+        {},
+        {"value": 1},
+        {"parameters": {}},
+        {"values": []},
+        10**30,
+    ]
     rng = random.Random(seed)
 
     def paths(x: Any, pre: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -75,8 +75,13 @@ def _unit(name: str) -> dict[str, list[str]]:
 def test_every_yaml_file_under_deploy_parses() -> None:
     files = _yaml_files()
     assert {p.relative_to(DEPLOY).as_posix() for p in files} >= {
-        "compose.yaml", "k8s/redis.yaml", "k8s/workers.yaml", "k8s/planner.yaml",
-        "k8s/dashboard.yaml", "k8s/secret.yaml", "k8s/kustomization.yaml",
+        "compose.yaml",
+        "k8s/redis.yaml",
+        "k8s/workers.yaml",
+        "k8s/planner.yaml",
+        "k8s/dashboard.yaml",
+        "k8s/secret.yaml",
+        "k8s/kustomization.yaml",
     }
     for path in files:
         docs = _docs(path)
@@ -127,7 +132,8 @@ def test_redis_conf_loads_and_the_example_acl_user_can_run_rq_jobs(socket_dir: P
     sock = socket_dir / "r.sock"
     server = subprocess.Popen(
         [str(_valkey_binary()), str(conf), "--port", "0", "--unixsocket", str(sock)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"unix://sweepq:{password}@{sock}?db=0"
     try:
@@ -154,7 +160,9 @@ def test_redis_conf_loads_and_the_example_acl_user_can_run_rq_jobs(socket_dir: P
         job = Queue("sweepq", connection=client).enqueue("operator.add", 2, 3)
         done = subprocess.run(
             [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", url, "sweepq"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         job.refresh()
@@ -242,11 +250,15 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         shutil.copy(unit, tmp_path / name)
         names.append(name)
     done = subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", *names], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        ["systemd-analyze", "verify", "--man=no", *names],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     problems = [
-        line for line in (done.stdout + done.stderr).splitlines()
+        line
+        for line in (done.stdout + done.stderr).splitlines()
         # The venv's binaries and the service user do not exist on a test machine.
         if line.strip() and "is not executable" not in line and "sweepq" in line
     ]
@@ -310,8 +322,7 @@ def script_env(tmp_path: Path) -> dict[str, str]:
     fake = bin_dir / "nvidia-smi"
     fake.write_text("#!/bin/sh\nexit 9\n")
     fake.chmod(0o755)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CUDA_VISIBLE_DEVICES", "SWEEPQ_REDIS_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "SWEEPQ_REDIS_URL")}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     env["SWEEPQ_LOG_DIR"] = str(tmp_path / "logs")
     return env
@@ -320,7 +331,10 @@ def script_env(tmp_path: Path) -> dict[str, str]:
 def _dry_run(env: dict[str, str], *args: str) -> list[list[str]]:
     done = subprocess.run(
         ["bash", str(SCRIPT), "--dry-run", "--name-prefix", "box", *args],
-        env=env, capture_output=True, text=True, timeout=30,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     return [shlex.split(line) for line in done.stdout.splitlines()]
@@ -342,23 +356,19 @@ def test_dry_run_with_three_gpus_prints_three_pinned_workers(script_env: dict[st
     for i, argv in enumerate(commands):
         assert argv[:2] == ["env", f"CUDA_VISIBLE_DEVICES={i}"]
         rq = argv.index("rq")
-        assert argv[rq:rq + 4] == ["rq", "worker", "-w", "sweepq.worker.Worker"]
+        assert argv[rq : rq + 4] == ["rq", "worker", "-w", "sweepq.worker.Worker"]
         assert argv[argv.index("--url") + 1] == "redis://ctl:6379/0"
         assert argv[argv.index("--name") + 1] == f"box-gpu{i}"
         assert argv[-1] == "sweepq"
 
 
-def test_dry_run_takes_gpus_from_nvidia_smi_or_cuda_visible_devices(
-    script_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_dry_run_takes_gpus_from_nvidia_smi_or_cuda_visible_devices(script_env: dict[str, str], tmp_path: Path) -> None:
     url = ["--url", "redis://ctl:6379/0"]
     fake = tmp_path / "bin" / "nvidia-smi"
     fake.write_text("#!/bin/sh\nprintf '0\\n1\\n'\n")
-    assert [a[1] for a in _dry_run(script_env, *url)] == [
-        "CUDA_VISIBLE_DEVICES=0", "CUDA_VISIBLE_DEVICES=1"]
+    assert [a[1] for a in _dry_run(script_env, *url)] == ["CUDA_VISIBLE_DEVICES=0", "CUDA_VISIBLE_DEVICES=1"]
     visible = {**script_env, "CUDA_VISIBLE_DEVICES": "4,6"}
-    assert [a[1] for a in _dry_run(visible, *url)] == [
-        "CUDA_VISIBLE_DEVICES=4", "CUDA_VISIBLE_DEVICES=6"]
+    assert [a[1] for a in _dry_run(visible, *url)] == ["CUDA_VISIBLE_DEVICES=4", "CUDA_VISIBLE_DEVICES=6"]
     assert [a[1] for a in _dry_run(visible, *url, "-n", "1")] == ["CUDA_VISIBLE_DEVICES=4"]
 
 
@@ -371,20 +381,22 @@ def test_dry_run_without_gpus_starts_one_cpu_worker(script_env: dict[str, str]) 
 
 
 def test_dry_run_hides_the_password_and_refuses_bad_input(script_env: dict[str, str]) -> None:
-    (argv,) = _dry_run({**script_env, "SWEEPQ_REDIS_URL": "redis://sweepq:s3cret@ctl:6379/0"},
-                       "--gpus", "1")
+    (argv,) = _dry_run({**script_env, "SWEEPQ_REDIS_URL": "redis://sweepq:s3cret@ctl:6379/0"}, "--gpus", "1")
     assert argv[argv.index("--url") + 1] == "redis://sweepq:REDACTED@ctl:6379/0"
-    for bad in (["--gpus", "1"], ["--url", "u", "--gpus", "two"],
-                ["--url", "u", "--devices", "0,$(reboot)"], ["--url", "u", "--nope"]):
-        done = subprocess.run(["bash", str(SCRIPT), "--dry-run", *bad], env=script_env,
-                              capture_output=True, text=True, timeout=30)
+    for bad in (
+        ["--gpus", "1"],
+        ["--url", "u", "--gpus", "two"],
+        ["--url", "u", "--devices", "0,$(reboot)"],
+        ["--url", "u", "--nope"],
+    ):
+        done = subprocess.run(
+            ["bash", str(SCRIPT), "--dry-run", *bad], env=script_env, capture_output=True, text=True, timeout=30
+        )
         assert done.returncode == 2, (bad, done.stdout, done.stderr)
         assert done.stdout == ""
 
 
-def test_script_passes_one_sigterm_to_every_worker_and_waits(
-    script_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_script_passes_one_sigterm_to_every_worker_and_waits(script_env: dict[str, str], tmp_path: Path) -> None:
     """A stand-in `rq` records the signals it gets; SIGTERM to the script is a warm shutdown."""
     record = tmp_path / "record"
     fake_rq = tmp_path / "fake-rq"
@@ -401,7 +413,10 @@ def test_script_passes_one_sigterm_to_every_worker_and_waits(
     env = {**script_env, "RECORD": str(record)}
     proc = subprocess.Popen(
         ["bash", str(SCRIPT), "--gpus", "2", "--url", "redis://ctl:6379/0", "--rq", str(fake_rq)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20

@@ -32,22 +32,26 @@ def test_hyperband_prunes_the_losers_and_lets_the_winners_finish(r, workers, pla
     # and clearly worse: with all four at band 3 the threshold is the winners' value.
     assert Rule.from_config(HYPERBAND).bands == (3, 9)
     workers.start(4)
-    plan = plans.start({
-        "program": program("curve.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "early_terminate": HYPERBAND,
-        "parameters": {
-            "run": {"values": [
-                {"slope": 1.0, "delay": 0.15, "tag": "w1"},
-                {"slope": 1.0, "delay": 0.15, "tag": "w2"},
-                {"slope": 0.1, "delay": 0.4, "tag": "l1"},
-                {"slope": 0.2, "delay": 0.4, "tag": "l2"},
-            ]},
-            "steps": {"value": 8},
-        },
-        "command": ["${env}", "${interpreter}", "${program}", "${args_json}"],
-    })
+    plan = plans.start(
+        {
+            "program": program("curve.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "early_terminate": HYPERBAND,
+            "parameters": {
+                "run": {
+                    "values": [
+                        {"slope": 1.0, "delay": 0.15, "tag": "w1"},
+                        {"slope": 1.0, "delay": 0.15, "tag": "w2"},
+                        {"slope": 0.1, "delay": 0.4, "tag": "l1"},
+                        {"slope": 0.2, "delay": 0.4, "tag": "l2"},
+                    ]
+                },
+                "steps": {"value": 8},
+            },
+            "command": ["${env}", "${interpreter}", "${program}", "${args_json}"],
+        }
+    )
     sid = plan.sweep_id()
     assert plan.wait(90) == 0, plan.stderr()
     rows = {t["params"]["run"]["tag"]: t for t in trials_json(redis_url, sid)}
@@ -72,21 +76,27 @@ def test_hyperband_prunes_the_losers_and_lets_the_winners_finish(r, workers, pla
     assert (sweep.counts["finished"], sweep.counts["pruned"]) == (2, 2)
 
 
-def test_sdk_sees_should_stop_then_stopped_from_log_after_a_prune(r, workers, plans, redis_url,
-                                                                  out_dir):
+def test_sdk_sees_should_stop_then_stopped_from_log_after_a_prune(r, workers, plans, redis_url, out_dir):
     # One band (9): the winner logs 10 values fast and ends; the loser keeps logging until the
     # pruner stops it at band 9. It catches SIGTERM, reads run.should_stop, logs once more.
     workers.start(2, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
-    plan = plans.start({
-        "program": program("sdk_stop.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "early_terminate": {"type": "hyperband", "max_iter": 27, "s": 1},
-        "parameters": {"run": {"values": [
-            {"slope": 1.0, "steps": 10, "delay": 0.05, "tag": "winner"},
-            {"slope": 0.1, "steps": 200, "delay": 0.25, "tag": "loser"},
-        ]}},
-    }, grace=5)
+    plan = plans.start(
+        {
+            "program": program("sdk_stop.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "early_terminate": {"type": "hyperband", "max_iter": 27, "s": 1},
+            "parameters": {
+                "run": {
+                    "values": [
+                        {"slope": 1.0, "steps": 10, "delay": 0.05, "tag": "winner"},
+                        {"slope": 0.1, "steps": 200, "delay": 0.25, "tag": "loser"},
+                    ]
+                }
+            },
+        },
+        grace=5,
+    )
     sid = plan.sweep_id()
     assert plan.wait(100) == 0, plan.stderr()
     rows = {t["params"]["run"]["tag"]: t for t in trials_json(redis_url, sid)}
@@ -106,15 +116,19 @@ def test_sdk_sees_should_stop_then_stopped_from_log_after_a_prune(r, workers, pl
 
 
 def test_kill_takes_down_a_sigterm_ignoring_program_and_its_children_after_the_grace(
-        r, workers, plans, redis_url, out_dir):
+    r, workers, plans, redis_url, out_dir
+):
     grace = 1.5
     workers.start(1, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
-    plan = plans.start({
-        "program": program("stubborn.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"p": {"values": [1]}},
-    }, grace=grace)
+    plan = plans.start(
+        {
+            "program": program("stubborn.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"p": {"values": [1]}},
+        },
+        grace=grace,
+    )
     sid = plan.sweep_id()
     pids_file = out_dir / "pids-0.json"
     wait_for(pids_file.exists, timeout=30, what="the stubborn program's pids")
@@ -129,8 +143,7 @@ def test_kill_takes_down_a_sigterm_ignoring_program_and_its_children_after_the_g
     time.sleep(grace * 0.6)
     assert all(alive(p) for p in pids), "a SIGTERM-ignoring program must live until SIGKILL"
     # ...and is entirely gone soon after it.
-    wait_for(lambda: not any(alive(p) for p in pids), timeout=grace + 8,
-             what=f"pids {pids} to be gone")
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=grace + 8, what=f"pids {pids} to be gone")
     gone_after = time.monotonic() - t0
     assert gone_after >= grace * 0.9, gone_after
 
@@ -161,8 +174,7 @@ def _wait_two_running_two_queued(r, sid: str) -> tuple[list[int], list[int]]:
     return wait_for(ready, timeout=40, what="2 running and 2 queued trials")
 
 
-def test_stop_cancels_queued_trials_and_their_rq_jobs_while_running_ones_finish(
-        r, workers, plans, redis_url, out_dir):
+def test_stop_cancels_queued_trials_and_their_rq_jobs_while_running_ones_finish(r, workers, plans, redis_url, out_dir):
     workers.start(2, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
     plan = plans.start(_sleepers(8, 2.5))
     sid = plan.sweep_id()
@@ -198,8 +210,11 @@ def test_cancel_kills_running_trials_and_cancels_queued_ones(r, workers, plans, 
     sid = plan.sweep_id()
     running, queued = _wait_two_running_two_queued(r, sid)
     store = Store(r)
-    wait_for(lambda: all((out_dir / f"started-{n}").exists() for n in running), timeout=20,
-             what="both running programs to start")
+    wait_for(
+        lambda: all((out_dir / f"started-{n}").exists() for n in running),
+        timeout=20,
+        what="both running programs to start",
+    )
 
     t0 = time.monotonic()
     out = cli("cancel", sid, "--redis", redis_url)
@@ -223,12 +238,14 @@ def test_cancel_kills_running_trials_and_cancels_queued_ones(r, workers, plans, 
 
 def test_rerun_failed_reruns_them_with_the_same_params(r, workers, plans, redis_url, out_dir):
     workers.start(2, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
-    plan = plans.start({
-        "program": program("flaky.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"x": {"values": [1, 2, 3, 4]}},
-    })
+    plan = plans.start(
+        {
+            "program": program("flaky.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"values": [1, 2, 3, 4]}},
+        }
+    )
     sid = plan.sweep_id()
     assert plan.wait(60) == 0, plan.stderr()
     first = {t["number"]: t for t in trials_json(redis_url, sid)}
@@ -262,17 +279,19 @@ def test_rerun_failed_reruns_them_with_the_same_params(r, workers, plans, redis_
         assert job.get_status() == JobStatus.FINISHED
 
 
-def test_kill_of_a_function_mode_trial_that_never_logs_ends_it_after_the_grace(
-        r, workers, plans, redis_url, out_dir):
+def test_kill_of_a_function_mode_trial_that_never_logs_ends_it_after_the_grace(r, workers, plans, redis_url, out_dir):
     # The function cannot see Stopped (it never calls log() again): past the grace period the
     # job process exits, the trial ends killed, and the same worker takes the next trial.
     (worker,) = workers.start(1, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
-    plan = plans.start({
-        "program": "tests.programs.fn_train:hang",
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"mode": {"values": ["hang", "quick"]}},
-    }, grace=1.5)
+    plan = plans.start(
+        {
+            "program": "tests.programs.fn_train:hang",
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"mode": {"values": ["hang", "quick"]}},
+        },
+        grace=1.5,
+    )
     sid = plan.sweep_id()
     pid_file = out_dir / "hang-0.pid"
     wait_for(pid_file.exists, timeout=30, what="the hanging function to start")

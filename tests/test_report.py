@@ -29,8 +29,14 @@ def _train() -> None:
 
 
 def _cli(redis_url: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sweepq", *args, "--redis", redis_url],
-                          capture_output=True, text=True, timeout=60, cwd=cwd, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sweepq", *args, "--redis", redis_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def test_status_trials_and_html_report(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:

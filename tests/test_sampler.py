@@ -34,8 +34,7 @@ EVERY_KIND: dict[str, Any] = {
     "log_uniform": {"distribution": "log_uniform", "min": -5, "max": 0},
     "log_uniform_values": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1},
     "q_log_uniform": {"distribution": "q_log_uniform", "min": 0, "max": 5, "q": 1},
-    "q_log_uniform_values": {"distribution": "q_log_uniform_values", "min": 1, "max": 1000,
-                             "q": 5},
+    "q_log_uniform_values": {"distribution": "q_log_uniform_values", "min": 1, "max": 1000, "q": 5},
     "inv_log_uniform": {"distribution": "inv_log_uniform", "min": 0, "max": 3},
     "inv_log_uniform_values": {"distribution": "inv_log_uniform_values", "min": 1, "max": 20},
     "normal": {"distribution": "normal", "mu": 1.0, "sigma": 2.0},
@@ -155,8 +154,13 @@ def _mixed_history(s: Sampler) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for number in range(15):
         sg = s.ask(number)
-        record: dict[str, Any] = {"number": number, "encoded": json.loads(json.dumps(sg.encoded)),
-                                  "state": "running", "value": None, "intermediate": []}
+        record: dict[str, Any] = {
+            "number": number,
+            "encoded": json.loads(json.dumps(sg.encoded)),
+            "state": "running",
+            "value": None,
+            "intermediate": [],
+        }
         kind = number % 5
         if number >= 12:
             pass  # pending
@@ -168,11 +172,9 @@ def _mixed_history(s: Sampler) -> list[dict[str, Any]]:
         elif kind == 3:
             record.update(state="cancelled" if number < 5 else "crashed")
         else:
-            record.update(state="finished", value=_quadratic(sg.params),
-                          intermediate=[1.0, _quadratic(sg.params)])
+            record.update(state="finished", value=_quadratic(sg.params), intermediate=[1.0, _quadratic(sg.params)])
         if record["state"] != "running":
-            s.tell(record["encoded"], record["state"], record["value"], record["intermediate"],
-                   number=number)
+            s.tell(record["encoded"], record["state"], record["value"], record["intermediate"], number=number)
         records.append(record)
     return records
 
@@ -196,8 +198,7 @@ def test_rebuild_continues_exactly_like_an_uninterrupted_sampler(method: str) ->
     for s in (uninterrupted, rebuilt):  # the pending trials end; then both go on
         for r in records[12:]:
             s.tell_record({**r, "state": "finished", "value": 0.5})
-    assert [x.encoded for x in _run(rebuilt, 6, start=15)] == [
-        x.encoded for x in _run(uninterrupted, 6, start=15)]
+    assert [x.encoded for x in _run(rebuilt, 6, start=15)] == [x.encoded for x in _run(uninterrupted, 6, start=15)]
 
 
 def test_rebuild_skips_records_without_coordinates() -> None:
@@ -211,10 +212,17 @@ def test_rebuild_skips_records_without_coordinates() -> None:
 
 def test_tell_states_map_to_optuna() -> None:
     s = Sampler(_config("bayes", QUAD), seed=0)
-    outcomes = [("finished", 0.25, [1.0, 0.25]), ("failed", 3.0, [1.0]),
-                ("pruned", None, [2.0, math.inf, 1.5, "x"]), ("finished", None, [1.0]),
-                ("finished", math.nan, []), ("cancelled", None, []), ("pruned", 4.0, []),
-                ("crashed", None, [1.0]), ("killed", 2.0, [])]
+    outcomes = [
+        ("finished", 0.25, [1.0, 0.25]),
+        ("failed", 3.0, [1.0]),
+        ("pruned", None, [2.0, math.inf, 1.5, "x"]),
+        ("finished", None, [1.0]),
+        ("finished", math.nan, []),
+        ("cancelled", None, []),
+        ("pruned", 4.0, []),
+        ("crashed", None, [1.0]),
+        ("killed", 2.0, []),
+    ]
     for number, (state, value, inter) in enumerate(outcomes):
         s.tell(s.ask(number).encoded, state, value, inter, number=number)
     got = [(t.state, t.value, t.intermediate_values) for t in s.study.trials]
@@ -249,8 +257,7 @@ def test_tell_without_number_takes_oldest_pending_with_those_coordinates() -> No
     s.add_pending({"c": 0})
     s.add_pending({"c": 1})
     s.tell({"c": 0}, "finished", 1.0)
-    assert [t.state for t in s.study.trials] == [
-        TrialState.COMPLETE, TrialState.RUNNING, TrialState.RUNNING]
+    assert [t.state for t in s.study.trials] == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.RUNNING]
     assert s.pending() == [{"c": 0}, {"c": 1}]
 
 
@@ -280,8 +287,14 @@ def test_asking_a_number_again_replaces_the_old_pending_trial() -> None:
 
 @pytest.mark.parametrize(
     "encoded",
-    [{"x": 0.5}, {"x": 0.5, "y": 0.5, "z": 0.1}, {"x": 1.5, "y": 0.5}, {"x": "0.5", "y": 0.5},
-     {"x": math.nan, "y": 0.5}, {"x": True, "y": 0.5}],
+    [
+        {"x": 0.5},
+        {"x": 0.5, "y": 0.5, "z": 0.1},
+        {"x": 1.5, "y": 0.5},
+        {"x": "0.5", "y": 0.5},
+        {"x": math.nan, "y": 0.5},
+        {"x": True, "y": 0.5},
+    ],
 )
 def test_bad_coordinates_are_rejected(encoded: dict[str, Any]) -> None:
     s = Sampler(_config("bayes", QUAD), seed=0)

@@ -59,14 +59,11 @@ def _draws(spec: dict[str, Any], seed: int = 7) -> list[Any]:
 CONTINUOUS = [
     ({"distribution": "uniform", "min": -2, "max": 5}, stats.uniform(-2, 7)),
     ({"min": 0.5, "max": 1.5}, stats.uniform(0.5, 1.0)),
-    ({"distribution": "log_uniform", "min": -9, "max": -2},
-     stats.loguniform(math.exp(-9), math.exp(-2))),
+    ({"distribution": "log_uniform", "min": -9, "max": -2}, stats.loguniform(math.exp(-9), math.exp(-2))),
     ({"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1}, stats.loguniform(1e-5, 1e-1)),
     # W&B's inv_log_uniform is 1/X with X log-uniform on [e^min, e^max].
-    ({"distribution": "inv_log_uniform", "min": 1, "max": 4},
-     stats.loguniform(math.exp(-4), math.exp(-1))),
-    ({"distribution": "inv_log_uniform_values", "min": 0.01, "max": 100},
-     stats.loguniform(0.01, 100)),
+    ({"distribution": "inv_log_uniform", "min": 1, "max": 4}, stats.loguniform(math.exp(-4), math.exp(-1))),
+    ({"distribution": "inv_log_uniform_values", "min": 0.01, "max": 100}, stats.loguniform(0.01, 100)),
     ({"distribution": "normal"}, stats.norm(0, 1)),
     ({"distribution": "normal", "mu": -3, "sigma": 0.25}, stats.norm(-3, 0.25)),
     ({"distribution": "log_normal", "mu": 1, "sigma": 0.7}, stats.lognorm(s=0.7, scale=math.e)),
@@ -116,21 +113,16 @@ def _lattice(law: Any, q: float, lo: float, hi: float, *, as_int: bool) -> dict[
 QUANTIZED = [
     ({"distribution": "q_uniform", "min": 0, "max": 10, "q": 2}, stats.uniform(0, 10), 2, 0, 10),
     ({"distribution": "q_uniform", "min": -1, "max": 1, "q": 0.5}, stats.uniform(-1, 2), 0.5, -1, 1),
-    ({"distribution": "q_log_uniform", "min": 0, "max": 3, "q": 1}, stats.loguniform(1, math.e**3),
-     1, 1, 21),
-    ({"distribution": "q_log_uniform_values", "min": 32, "max": 256, "q": 8},
-     stats.loguniform(32, 256), 8, 32, 256),
+    ({"distribution": "q_log_uniform", "min": 0, "max": 3, "q": 1}, stats.loguniform(1, math.e**3), 1, 1, 21),
+    ({"distribution": "q_log_uniform_values", "min": 32, "max": 256, "q": 8}, stats.loguniform(32, 256), 8, 32, 256),
     ({"distribution": "q_normal", "mu": 10, "sigma": 3, "q": 2}, stats.norm(10, 3), 2, -10, 30),
-    ({"distribution": "q_log_normal", "mu": 2, "sigma": 0.5, "q": 1},
-     stats.lognorm(s=0.5, scale=math.e**2), 1, 0, 60),
+    ({"distribution": "q_log_normal", "mu": 2, "sigma": 0.5, "q": 1}, stats.lognorm(s=0.5, scale=math.e**2), 1, 0, 60),
     ({"distribution": "q_beta", "a": 2, "b": 3, "q": 0.1}, stats.beta(2, 3), 0.1, 0, 1),
 ]
 
 
-@pytest.mark.parametrize(("spec", "law", "q", "lo", "hi"), QUANTIZED,
-                         ids=[json.dumps(row[0]) for row in QUANTIZED])
-def test_quantized_law_chisquare(spec: dict[str, Any], law: Any, q: float, lo: float,
-                                 hi: float) -> None:
+@pytest.mark.parametrize(("spec", "law", "q", "lo", "hi"), QUANTIZED, ids=[json.dumps(row[0]) for row in QUANTIZED])
+def test_quantized_law_chisquare(spec: dict[str, Any], law: Any, q: float, lo: float, hi: float) -> None:
     as_int = isinstance(q, int)
     draws = _draws(spec)
     assert all(type(x) is (int if as_int else float) for x in draws)
@@ -166,12 +158,28 @@ def test_int_uniform_law_chisquare() -> None:
 
 
 def test_registry_has_every_wandb_form() -> None:
-    assert sorted(REGISTRY) == sorted([
-        "constant", "categorical", "categorical_w_probabilities", "int_uniform", "uniform",
-        "q_uniform", "log_uniform", "log_uniform_values", "q_log_uniform", "q_log_uniform_values",
-        "inv_log_uniform", "inv_log_uniform_values", "normal", "q_normal", "log_normal",
-        "q_log_normal", "beta", "q_beta",
-    ])
+    assert sorted(REGISTRY) == sorted(
+        [
+            "constant",
+            "categorical",
+            "categorical_w_probabilities",
+            "int_uniform",
+            "uniform",
+            "q_uniform",
+            "log_uniform",
+            "log_uniform_values",
+            "q_log_uniform",
+            "q_log_uniform_values",
+            "inv_log_uniform",
+            "inv_log_uniform_values",
+            "normal",
+            "q_normal",
+            "log_normal",
+            "q_log_normal",
+            "beta",
+            "q_beta",
+        ]
+    )
     for name, cls in REGISTRY.items():
         assert cls.name == name
         assert cls.encoding in ("const", "index", "int", "u")
@@ -241,14 +249,15 @@ def test_container_values_are_fresh_copies() -> None:
 
 
 def test_space_nest_flatten_roundtrip_with_two_levels() -> None:
-    space = Space((
-        (("opt", "sched", "warmup"), IntUniform(min=0, max=3)),
-        (("opt", "lr"), Uniform(min=0.0, max=1.0)),
-        (("seed",), Constant(value=1)),
-        (("layers",), Categorical(values=([64, 32], [8]))),
-    ))
-    assert [p for p, _ in space.leaves] == [
-        ("layers",), ("opt", "lr"), ("opt", "sched", "warmup"), ("seed",)]
+    space = Space(
+        (
+            (("opt", "sched", "warmup"), IntUniform(min=0, max=3)),
+            (("opt", "lr"), Uniform(min=0.0, max=1.0)),
+            (("seed",), Constant(value=1)),
+            (("layers",), Categorical(values=([64, 32], [8]))),
+        )
+    )
+    assert [p for p, _ in space.leaves] == [("layers",), ("opt", "lr"), ("opt", "sched", "warmup"), ("seed",)]
     nested = {"layers": [64, 32], "opt": {"lr": 0.5, "sched": {"warmup": 2}}, "seed": 1}
     flat = space.flatten(nested)
     assert flat[("layers",)] == [64, 32]  # a list value is one leaf, not flattened
@@ -257,8 +266,13 @@ def test_space_nest_flatten_roundtrip_with_two_levels() -> None:
 
 
 def test_sample_is_reproducible_per_seed() -> None:
-    space = _space({"a": {"min": 0.0, "max": 1.0}, "b": {"values": [1, 2, 3]},
-                    "g": {"parameters": {"c": {"distribution": "normal"}}}})
+    space = _space(
+        {
+            "a": {"min": 0.0, "max": 1.0},
+            "b": {"values": [1, 2, 3]},
+            "g": {"parameters": {"c": {"distribution": "normal"}}},
+        }
+    )
     one = [space.sample(np.random.default_rng(5)) for _ in range(3)]
     two = [space.sample(np.random.default_rng(5)) for _ in range(3)]
     assert one == two
@@ -267,11 +281,16 @@ def test_sample_is_reproducible_per_seed() -> None:
 
 
 def test_grid_order_last_name_fastest_and_sorted_by_path() -> None:
-    space = _space({"z": {"values": [1, 2]}, "a": {"values": ["x", "y"]},
-                    "m": {"parameters": {"k": {"values": [True, False]}}}, "c": {"value": 0}})
+    space = _space(
+        {
+            "z": {"values": [1, 2]},
+            "a": {"values": ["x", "y"]},
+            "m": {"parameters": {"k": {"values": [True, False]}}},
+            "c": {"value": 0},
+        }
+    )
     points = space.grid()
-    assert [(p["a"], p["m"]["k"], p["z"]) for p in points[:3]] == [
-        ("x", True, 1), ("x", True, 2), ("x", False, 1)]
+    assert [(p["a"], p["m"]["k"], p["z"]) for p in points[:3]] == [("x", True, 1), ("x", True, 2), ("x", False, 1)]
     assert all(p["c"] == 0 for p in points)
     assert len(points) == space.grid_size() == 8
 
@@ -284,8 +303,7 @@ def test_grid_dedup_by_yaml_identity() -> None:
 
 
 def test_grid_int_uniform_and_q_uniform_ranges() -> None:
-    space = _space({"i": {"min": 2, "max": 4},
-                    "q": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25}})
+    space = _space({"i": {"min": 2, "max": 4}, "q": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25}})
     assert space.grid_size() == 3 * 4
     assert [p["q"] for p in space.grid()[:4]] == [0.0, 0.25, 0.5, 0.75]  # max left out, as W&B
 
@@ -297,8 +315,7 @@ def test_grid_refuses_continuous_distributions() -> None:
 
 def test_build_reports_every_problem_with_its_path() -> None:
     with pytest.raises(ConfigError) as err:
-        build({"distribution": "q_uniform", "min": "a", "max": None, "q": 0, "z": 1},
-              path=("parameters", "p"))
+        build({"distribution": "q_uniform", "min": "a", "max": None, "q": 0, "z": 1}, path=("parameters", "p"))
     messages = [str(v) for v in err.value.violations]
     assert "parameters.p.min: must be a number (got string 'a')" in messages
     assert "parameters.p.max: must be a number (got null)" in messages

@@ -30,8 +30,7 @@ def _config(et: dict[str, Any], goal: str | None = "minimize") -> dict[str, Any]
     metric: dict[str, Any] = {"name": "loss"}
     if goal is not None:
         metric["goal"] = goal
-    return {"method": "random", "metric": metric, "early_terminate": et,
-            "parameters": {"x": {"values": [1, 2]}}}
+    return {"method": "random", "metric": metric, "early_terminate": et, "parameters": {"x": {"values": [1, 2]}}}
 
 
 def _runs(*specs: tuple[str, str, list[Any]]) -> list[dict[str, Any]]:
@@ -78,8 +77,7 @@ def test_hyperband_bands_from_min_iter(et: dict[str, Any], first: tuple[int, ...
 
 
 def test_huge_eta_bands_stop_before_overflow() -> None:
-    assert Rule.from_config({"type": "hyperband", "min_iter": 1, "eta": 1e10}).bands[:2] == (
-        1, 10_000_000_000)
+    assert Rule.from_config({"type": "hyperband", "min_iter": 1, "eta": 1e10}).bands[:2] == (1, 10_000_000_000)
 
 
 @pytest.mark.parametrize(
@@ -95,9 +93,7 @@ def test_huge_eta_bands_stop_before_overflow() -> None:
         ({"type": "median", "min_iter": 1}, ("early_terminate", "type")),
     ],
 )
-def test_invalid_early_terminate_is_a_config_error(
-    et: dict[str, Any], path: tuple[str, ...]
-) -> None:
+def test_invalid_early_terminate_is_a_config_error(et: dict[str, Any], path: tuple[str, ...]) -> None:
     with pytest.raises(ConfigError) as err:
         Rule.from_config(et)
     assert path in [v.path for v in err.value.violations]
@@ -107,9 +103,13 @@ def test_invalid_early_terminate_is_a_config_error(
 
 
 def test_wandb_docstring_example_strict_and_not_strict() -> None:
-    runs = _runs(("a", "finished", [10, 9]), ("b", "running", [10, 10]),
-                 ("c", "running", [10, 8, 8]), ("d", "running", [10, 7, 7]),
-                 ("e", "finished", [10, 6, 6]))
+    runs = _runs(
+        ("a", "finished", [10, 9]),
+        ("b", "running", [10, 10]),
+        ("c", "running", [10, 8, 8]),
+        ("d", "running", [10, 7, 7]),
+        ("e", "finished", [10, 6, 6]),
+    )
     et = {"type": "hyperband", "max_iter": 5, "eta": 2, "s": 2}
     assert stop_runs(_config(et), runs) == ["b"]
     assert stop_runs(_config({**et, "strict": False}), runs) == ["b"]
@@ -117,30 +117,35 @@ def test_wandb_docstring_example_strict_and_not_strict() -> None:
 
 def test_strict_uses_value_at_band_and_not_strict_uses_best_so_far() -> None:
     # band 2 threshold: sorted [1, 2, 3, 5][int(4 / 2)] == 3; "late" was good early, bad at band 2
-    runs = _runs(("f1", "finished", [9, 1]), ("f2", "finished", [9, 2]),
-                 ("f3", "finished", [9, 3]), ("late", "running", [0, 5]))
+    runs = _runs(
+        ("f1", "finished", [9, 1]), ("f2", "finished", [9, 2]), ("f3", "finished", [9, 3]), ("late", "running", [0, 5])
+    )
     assert stop_runs(_config(HB), runs) == ["late"]
     assert stop_runs(_config({**HB, "strict": False}), runs) == []
 
 
 def test_not_strict_min_covers_values_past_the_band() -> None:
     # len 3 -> band 2; strict judges h[1] = 5 > 3, not strict judges min(h) = 0.5
-    runs = _runs(("f1", "finished", [9, 1]), ("f2", "finished", [9, 2]),
-                 ("f3", "finished", [9, 3]), ("r", "running", [9, 5, 0.5]))
+    runs = _runs(
+        ("f1", "finished", [9, 1]),
+        ("f2", "finished", [9, 2]),
+        ("f3", "finished", [9, 3]),
+        ("r", "running", [9, 5, 0.5]),
+    )
     assert stop_runs(_config(HB), runs) == ["r"]
     assert stop_runs(_config({**HB, "strict": False}), runs) == []
 
 
 def test_judged_at_largest_band_reached() -> None:
     # r has 3 values: judged at band 2 (bands 1, 2, 4), where it is the best
-    runs = _runs(("a", "finished", [0, 5, 5, 5]), ("b", "finished", [0, 6, 6, 6]),
-                 ("r", "running", [9, 1, 9]))
+    runs = _runs(("a", "finished", [0, 5, 5, 5]), ("b", "finished", [0, 6, 6, 6]), ("r", "running", [9, 1, 9]))
     assert stop_runs(_config(HB), runs) == []
 
 
 def test_maximize_negates_history() -> None:
-    runs = _runs(("hi", "finished", [0.9]), ("mid", "finished", [0.8]),
-                 ("lo", "running", [0.1]), ("top", "running", [0.95]))
+    runs = _runs(
+        ("hi", "finished", [0.9]), ("mid", "finished", [0.8]), ("lo", "running", [0.1]), ("top", "running", [0.95])
+    )
     assert stop_runs(_config(HB, "maximize"), runs) == ["lo"]
     assert stop_runs(_config(HB, "minimize"), runs) == ["top"]  # "hi" finished: not judged
 
@@ -174,14 +179,14 @@ def test_non_finite_and_non_numeric_values_are_dropped() -> None:
     noise = [math.nan, math.inf, -math.inf, None, "0.1", True, False, [1]]
     assert clean_history([*noise, 2, 1.5]) == [2.0, 1.5]
     # with noise dropped, "r" has one value (band 1) and is the worst there
-    runs = _runs(("a", "finished", [1.0]), ("b", "finished", [2.0]),
-                 ("r", "running", [math.nan, 5.0, math.inf, "x", None]))
+    runs = _runs(
+        ("a", "finished", [1.0]), ("b", "finished", [2.0]), ("r", "running", [math.nan, 5.0, math.inf, "x", None])
+    )
     assert stop_runs(_config(HB), runs) == ["r"]
 
 
 def test_wandb_history_rows_are_accepted() -> None:
-    runs = _runs(("a", "finished", [{"loss": 1.0}, {"acc": 3}]),
-                 ("r", "running", [{"_step": 0}, {"loss": 5.0}]))
+    runs = _runs(("a", "finished", [{"loss": 1.0}, {"acc": 3}]), ("r", "running", [{"_step": 0}, {"loss": 5.0}]))
     assert stop_runs(_config(HB3), runs) == ["r"]
 
 
@@ -206,11 +211,9 @@ def test_threshold_index_is_wandb_float_rounding() -> None:
 
 def test_decide_reason_names_band_value_and_threshold() -> None:
     hist = {"a": [1.0, 0.37], "b": [1.0, 0.30], "c": [1.0, 0.41]}
-    assert decide(HB, "minimize", hist, {"c"}) == [
-        Stop("c", "hyperband band 2: 0.41 > threshold 0.37 (strict)")]
+    assert decide(HB, "minimize", hist, {"c"}) == [Stop("c", "hyperband band 2: 0.41 > threshold 0.37 (strict)")]
     flipped = {k: [-v for v in h] for k, h in hist.items()}
-    assert decide(HB, "maximize", flipped, {"c"}) == [
-        Stop("c", "hyperband band 2: -0.41 < threshold -0.37 (strict)")]
+    assert decide(HB, "maximize", flipped, {"c"}) == [Stop("c", "hyperband band 2: -0.41 < threshold -0.37 (strict)")]
 
 
 def test_decide_accepts_keyword_goal_and_duck_typed_early_terminate() -> None:
@@ -226,7 +229,8 @@ def test_decide_accepts_keyword_goal_and_duck_typed_early_terminate() -> None:
     et = EarlyTerminate("hyperband", 1, None, None, 3.0, True)
     hist = {"a": [1.0], "b": [2.0]}
     assert decide(et, goal="minimize", histories=hist, running={"a", "b"}) == [
-        Stop("b", "hyperband band 1: 2 > threshold 1 (strict)")]
+        Stop("b", "hyperband band 1: 2 > threshold 1 (strict)")
+    ]
     assert Rule.from_config(et) == Rule("hyperband", Rule.from_config(HB3).bands, 3.0, True)
 
 
@@ -250,8 +254,7 @@ def _golden_cases() -> list[dict[str, Any]]:
 def test_hyperband_matches_wandb_golden(case: dict[str, Any]) -> None:
     assert stop_runs(case["config"], case["runs"]) == case["stop"]
     name = case["config"]["metric"]["name"]
-    flat = [{**r, "history": [row[name] for row in r["history"] if name in row]}
-            for r in case["runs"]]
+    flat = [{**r, "history": [row[name] for row in r["history"] if name in row]} for r in case["runs"]]
     assert stop_runs(case["config"], flat) == case["stop"]
 
 
@@ -334,8 +337,7 @@ def test_asha_decision_never_revisited() -> None:
     later = evaluate(ASHA, "minimize", hist, {"early"}, promoted=d.promoted)
     assert later.stops == () and later.promoted == {"early": 1}
     # the stateless form has no memory: it judges rung 1 again and stops it
-    assert decide(ASHA, "minimize", hist, {"early"}) == [
-        Stop("early", "asha rung 1: 4 > 0.1, not in the best 2 of 8")]
+    assert decide(ASHA, "minimize", hist, {"early"}) == [Stop("early", "asha rung 1: 4 > 0.1, not in the best 2 of 8")]
 
 
 def test_asha_promotions_accumulate_and_input_is_not_mutated() -> None:
@@ -376,9 +378,16 @@ def test_hyperband_tracker_matches_evaluate_as_histories_grow(seed: int) -> None
 
     rng = random.Random(seed)
     goal = rng.choice(["minimize", "maximize"])
-    et = ({"type": "hyperband", "min_iter": rng.choice([1, 2, 3]), "eta": rng.choice([2, 3]),
-           "strict": rng.choice([True, False])} if seed % 2 else
-          {"type": "hyperband", "max_iter": 27, "s": 3, "eta": 3, "strict": rng.choice([True, False])})
+    et = (
+        {
+            "type": "hyperband",
+            "min_iter": rng.choice([1, 2, 3]),
+            "eta": rng.choice([2, 3]),
+            "strict": rng.choice([True, False]),
+        }
+        if seed % 2
+        else {"type": "hyperband", "max_iter": 27, "s": 3, "eta": 3, "strict": rng.choice([True, False])}
+    )
     tracker = HyperbandTracker(et, goal)
     hist: dict[str, list[float]] = {str(i): [] for i in range(rng.randint(1, 12))}
     running = set(hist)

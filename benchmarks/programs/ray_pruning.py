@@ -54,17 +54,19 @@ def main() -> None:
             trainable,
             param_space={"cfg": tune.grid_search(configs), "log": epoch_log},
             tune_config=tune.TuneConfig(
-                metric="val_acc", mode="max",
-                scheduler=ASHAScheduler(time_attr="training_iteration", max_t=27,
-                                        grace_period=1, reduction_factor=3, brackets=1)),
+                metric="val_acc",
+                mode="max",
+                scheduler=ASHAScheduler(
+                    time_attr="training_iteration", max_t=27, grace_period=1, reduction_factor=3, brackets=1
+                ),
+            ),
             run_config=tune.RunConfig(storage_path=storage, name="asha", verbose=0),
         )
         results = tuner.fit()
         fit = time.perf_counter() - t
     errors = [str(r.error)[:300] for r in results if r.error is not None]
     ray.shutdown()
-    print(json.dumps({"ray": ray.__version__, "init_s": t_init, "fit_s": fit,
-                      "n": len(configs), "errors": errors}))
+    print(json.dumps({"ray": ray.__version__, "init_s": t_init, "fit_s": fit, "n": len(configs), "errors": errors}))
 
 
 if __name__ == "__main__":

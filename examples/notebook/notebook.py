@@ -12,9 +12,12 @@ sweep_config = {
     "method": "random",
     "metric": {"name": "loss", "goal": "minimize"},
     "parameters": {
-        "optimizer": {"parameters": {"name": {"values": ["adam", "sgd"]},
-                                     "lr": {"distribution": "log_uniform_values",
-                                            "min": 1e-4, "max": 1e-1}}},
+        "optimizer": {
+            "parameters": {
+                "name": {"values": ["adam", "sgd"]},
+                "lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1},
+            }
+        },
         "width": {"values": [32, 64, 128]},
     },
 }

@@ -37,8 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """1,347 training and 450 validation images (a fixed, stratified split), standardized."""
     x, y = load_digits(return_X_y=True)
-    x_tr, x_val, y_tr, y_val = train_test_split(x, y, test_size=0.25, stratify=y,
-                                                random_state=seed)
+    x_tr, x_val, y_tr, y_val = train_test_split(x, y, test_size=0.25, stratify=y, random_state=seed)
     scaler = StandardScaler().fit(x_tr)
     return scaler.transform(x_tr), scaler.transform(x_val), y_tr, y_val
 

@@ -78,29 +78,49 @@ def _case(rng: random.Random, metric: str) -> dict[str, Any]:
 
 def _edge_cases() -> list[dict[str, Any]]:
     """Hand-made rows: float rounding of int((1/eta) * n), W&B's docstring example, ties."""
+
     def cfg(et: dict[str, Any], goal: str = "minimize") -> dict[str, Any]:
-        return {"method": "random", "metric": {"name": "loss", "goal": goal},
-                "early_terminate": {"type": "hyperband", **et},
-                "parameters": {"x": {"values": [1, 2]}}}
+        return {
+            "method": "random",
+            "metric": {"name": "loss", "goal": goal},
+            "early_terminate": {"type": "hyperband", **et},
+            "parameters": {"x": {"values": [1, 2]}},
+        }
 
     def runs(*specs: tuple[str, list[Any]]) -> list[dict[str, Any]]:
-        return [{"name": f"r{i}", "state": state, "history": [{"loss": v} for v in hist]}
-                for i, (state, hist) in enumerate(specs)]
+        return [
+            {"name": f"r{i}", "state": state, "history": [{"loss": v} for v in hist]}
+            for i, (state, hist) in enumerate(specs)
+        ]
 
     return [
-        {"config": cfg({"min_iter": 1, "eta": 49}),
-         "runs": runs(*[("running", [float(i)]) for i in range(49)])},
-        {"config": cfg({"min_iter": 1, "eta": 98}, "maximize"),
-         "runs": runs(*[("running", [float(i), float(i)]) for i in range(98)])},
-        {"config": cfg({"max_iter": 5, "eta": 2, "s": 2}),
-         "runs": runs(("finished", [10, 9]), ("running", [10, 10]), ("running", [10, 8, 8]),
-                      ("running", [10, 7, 7]), ("finished", [10, 6, 6]))},
-        {"config": cfg({"max_iter": 5, "eta": 2, "s": 2, "strict": False}),
-         "runs": runs(("finished", [10, 9]), ("running", [10, 10]), ("running", [10, 8, 8]),
-                      ("running", [10, 7, 7]), ("finished", [10, 6, 6]))},
+        {"config": cfg({"min_iter": 1, "eta": 49}), "runs": runs(*[("running", [float(i)]) for i in range(49)])},
+        {
+            "config": cfg({"min_iter": 1, "eta": 98}, "maximize"),
+            "runs": runs(*[("running", [float(i), float(i)]) for i in range(98)]),
+        },
+        {
+            "config": cfg({"max_iter": 5, "eta": 2, "s": 2}),
+            "runs": runs(
+                ("finished", [10, 9]),
+                ("running", [10, 10]),
+                ("running", [10, 8, 8]),
+                ("running", [10, 7, 7]),
+                ("finished", [10, 6, 6]),
+            ),
+        },
+        {
+            "config": cfg({"max_iter": 5, "eta": 2, "s": 2, "strict": False}),
+            "runs": runs(
+                ("finished", [10, 9]),
+                ("running", [10, 10]),
+                ("running", [10, 8, 8]),
+                ("running", [10, 7, 7]),
+                ("finished", [10, 6, 6]),
+            ),
+        },
         {"config": cfg({"min_iter": 1}), "runs": runs(("running", [5.0, 9.0, 1.0]))},
-        {"config": cfg({"min_iter": 2}),
-         "runs": runs(*[("running", [1.0, 2.0, 3.0]) for _ in range(7)])},
+        {"config": cfg({"min_iter": 2}), "runs": runs(*[("running", [1.0, 2.0, 3.0]) for _ in range(7)])},
     ]
 
 
@@ -114,10 +134,7 @@ def main() -> None:
     cases = _edge_cases()
     while len(rows) < N_CASES:
         case = cases.pop(0) if cases else _case(rng, rng.choice(["loss", "val/acc"]))
-        wb_runs = [
-            SweepRun(name=r["name"], state=RunState(r["state"]), history=r["history"])
-            for r in case["runs"]
-        ]
+        wb_runs = [SweepRun(name=r["name"], state=RunState(r["state"]), history=r["history"]) for r in case["runs"]]
         try:
             stopped = [r.name for r in hyperband_stop_runs(wb_runs, case["config"])]
         except ValueError:  # no bands: our config layer rejects these too

@@ -42,16 +42,25 @@ SPECS = [
 ]
 
 GRIDS = [
-    {"method": "grid", "parameters": {
-        "b": {"values": [1, 2]}, "a": {"values": ["x", "y", "z"]}, "c": {"value": 7}}},
-    {"method": "grid", "parameters": {
-        "n": {"min": 1, "max": 4}, "q": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25}}},
-    {"method": "grid", "parameters": {
-        "q": {"distribution": "q_uniform", "min": 0, "max": 10, "q": 3},
-        "m": {"values": [True, 1, 1.0, 3e6, 3000000]}}},
-    {"method": "grid", "parameters": {
-        "opt": {"parameters": {"lr": {"values": [0.1, 0.01]}, "name": {"value": "adam"}}},
-        "layers": {"values": [[64, 32], [128]]}}},
+    {"method": "grid", "parameters": {"b": {"values": [1, 2]}, "a": {"values": ["x", "y", "z"]}, "c": {"value": 7}}},
+    {
+        "method": "grid",
+        "parameters": {"n": {"min": 1, "max": 4}, "q": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25}},
+    },
+    {
+        "method": "grid",
+        "parameters": {
+            "q": {"distribution": "q_uniform", "min": 0, "max": 10, "q": 3},
+            "m": {"values": [True, 1, 1.0, 3e6, 3000000]},
+        },
+    },
+    {
+        "method": "grid",
+        "parameters": {
+            "opt": {"parameters": {"lr": {"values": [0.1, 0.01]}, "name": {"value": "adam"}}},
+            "layers": {"values": [[64, 32], [128]]},
+        },
+    },
 ]
 
 

@@ -10,8 +10,16 @@ from _args import parse  # noqa: E402
 
 out = os.environ["SWEEPQ_TEST_OUT"]
 with open(os.path.join(out, "runs.jsonl"), "a") as f:
-    f.write(json.dumps({"trial": int(os.environ["SWEEPQ_TRIAL"]),
-                        "attempt": int(os.environ["SWEEPQ_ATTEMPT"]), "argv": sys.argv[1:]}) + "\n")
+    f.write(
+        json.dumps(
+            {
+                "trial": int(os.environ["SWEEPQ_TRIAL"]),
+                "attempt": int(os.environ["SWEEPQ_ATTEMPT"]),
+                "argv": sys.argv[1:],
+            }
+        )
+        + "\n"
+    )
 x = int(parse(sys.argv[1:])["x"])
 if x % 2 == 0 and not os.path.exists(os.path.join(out, "allow")):
     sys.exit(f"even x={x} fails until allowed")

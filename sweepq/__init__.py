@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from sweepq.errors import ConfigError, SweepqError
 
+__version__ = "0.2.0"
+
 __all__ = [
+    "__version__",
     "Config",
     "ConfigError",
     "Run",

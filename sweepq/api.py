@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 __all__ = ["agent", "sweep"]
@@ -22,15 +23,16 @@ def sweep(
 ) -> str:
     """Validate the config, create the sweep in Redis (embedded if no URL) and return its id."""
     from sweepq import config as cfgmod
+    from sweepq.model import Settings, random_seed
     from sweepq.server import connect
     from sweepq.store import Store
 
     cfg = cfgmod.load(config)
+    if project and cfg.project is None:
+        cfg = replace(cfg, project=project)
     store = Store(connect(redis))
-    data = cfg.to_dict()
-    if project and not data.get("project"):
-        data["project"] = project
-    return store.create_sweep(data, queue=queue, seed=seed, cap=cfg.run_cap, workdir=os.getcwd(), **settings)
+    seed = random_seed() if seed is None else seed
+    return store.create_sweep(cfg, Settings(queue=queue, seed=seed, workdir=os.getcwd(), **settings), cap=cfg.run_cap)
 
 
 def agent(

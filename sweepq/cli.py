@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from sweepq import __version__
 from sweepq.errors import ConfigError, SweepqError
+from sweepq.model import Settings
+
+if TYPE_CHECKING:
+    from sweepq.store import Store
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Hyperparameter sweeps in the W&B Sweeps language on Redis + RQ workers.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sweepq {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Hyperparameter sweeps in the W&B Sweeps language on Redis + RQ workers."""
+
 
 PathArg = Annotated[str, typer.Argument(help="sweep.yaml / .json, or - for stdin")]
 
@@ -71,7 +92,7 @@ RedisOpt = Annotated[Optional[str], typer.Option("--redis", help="Redis URL (els
 SweepArg = Annotated[str, typer.Argument(help="sweep id")]
 
 
-def _store(url: str | None) -> Any:
+def _store(url: str | None) -> Store:
     from sweepq.server import connect
     from sweepq.store import Store
 
@@ -92,6 +113,14 @@ def _guard(fn: Any) -> Any:
     return wrapper
 
 
+_DEFAULT = Settings()
+
+
+def _opt(name: str, *flags: str) -> Any:
+    """A plan option whose default and help come from `Settings`, the one place that owns them."""
+    return typer.Option(getattr(_DEFAULT, name), *flags, help=Settings.help(name))
+
+
 @app.command()
 @_guard
 def plan(
@@ -100,34 +129,32 @@ def plan(
     workers: Annotated[Optional[int], typer.Option("--workers", help="local rq workers (1 embedded, 0 w/ URL)")] = None,  # noqa: UP045
     count: Annotated[Optional[int], typer.Option("--count", help="run at most this many trials")] = None,  # noqa: UP045
     detach: Annotated[bool, typer.Option("--detach", help="print the sweep id and plan in the background")] = False,
-    queue: Annotated[str, typer.Option("--queue", help="RQ queue name")] = "sweepq",
     resume: Annotated[Optional[str], typer.Option("--resume", help="continue planning this sweep")] = None,  # noqa: UP045
-    seed: Annotated[Optional[int], typer.Option("--seed", help="sampler seed")] = None,  # noqa: UP045
-    heartbeat_timeout: Annotated[float, typer.Option(help="seconds until a silent worker is dead")] = 60.0,
-    grace: Annotated[float, typer.Option("--grace", help="seconds from SIGTERM to SIGKILL")] = 10.0,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="per-trial time limit in seconds (0 = none)")] = 0.0,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", help="attempts per trial when workers die")] = 3,
-    algorithm: Annotated[str, typer.Option("--algorithm", help="bayes sampler: auto, tpe or gp")] = "auto",
+    seed: Annotated[Optional[int], typer.Option("--seed", help="sampler seed (default: random)")] = None,  # noqa: UP045
+    queue: str = _opt("queue", "--queue"),
+    heartbeat_timeout: float = _opt("heartbeat_timeout", "--heartbeat-timeout"),
+    grace: float = _opt("grace", "--grace"),
+    time_limit: float = _opt("time_limit", "--time-limit"),
+    max_attempts: int = _opt("max_attempts", "--max-attempts"),
+    algorithm: str = _opt("algorithm", "--algorithm"),
     no_prune: Annotated[bool, typer.Option("--no-prune", help="do not run the pruner here")] = False,
 ) -> None:
     """Create the sweep (or resume one) and plan it to the end with local workers and pruner."""
     from sweepq import launch as planmod
+    from sweepq.model import random_seed
 
     if (path is None) == (resume is None):
         raise SweepqError("give a sweep config path, or --resume SWEEP_ID")
-    opts = planmod.PlanOptions(
-        redis=redis_url,
-        workers=workers,
-        count=count,
+    settings = Settings(
         queue=queue,
-        seed=seed,
+        seed=random_seed() if seed is None else seed,
         heartbeat_timeout=heartbeat_timeout,
         grace=grace,
         time_limit=time_limit,
         max_attempts=max_attempts,
         algorithm=algorithm,
-        prune=not no_prune,
     )
+    opts = planmod.PlanOptions(redis=redis_url, workers=workers, count=count, prune=not no_prune, settings=settings)
     sweep_id, url = planmod.create(path, resume=resume, opts=opts)
     typer.echo(sweep_id)
     sys.stdout.flush()

@@ -21,6 +21,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from sweepq.errors import ConfigError, PathPart, Violation
+from sweepq.model import Metric
 from sweepq.space import Distribution, Path, Space, build, dotted
 
 __all__ = [
@@ -61,19 +62,6 @@ _ENVVAR = re.compile(r"\$\{envvar:[A-Z0-9_]*\}")
 _MACRO = re.compile(r"\$\{[^}]*\}")
 # YAML 1.2 floats without a dot (1e-4), which YAML 1.1 and so PyYAML read as strings.
 _EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    goal: str = "minimize"
-    target: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "goal": self.goal}
-        if self.target is not None:
-            out["target"] = self.target
-        return out
 
 
 @dataclass(frozen=True)
@@ -138,6 +126,28 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SweepConfig:
         return parse(data)
+
+    @classmethod
+    def from_normalized(cls, data: Mapping[str, Any]) -> SweepConfig:
+        """Read back `to_dict()` output without checking it again: it was validated when the
+        sweep was created, and a rule tightened in a later version must not fail a stored sweep
+        (nor cost a whole validation per trial)."""
+        metric = data.get("metric")
+        rule = data.get("early_terminate")
+        return cls(
+            method=str(data["method"]),
+            metric=None if metric is None else Metric.from_dict(metric),
+            space=Space.from_normalized(data["parameters"]),
+            early_terminate=None if rule is None else EarlyTerminate(**rule),
+            command=tuple(data.get("command") or DEFAULT_COMMAND),
+            run_cap=data.get("run_cap"),
+            raw=dict(data),
+            program=data.get("program"),
+            name=data.get("name"),
+            description=data.get("description"),
+            project=data.get("project"),
+            entity=data.get("entity"),
+        )
 
 
 # ---------------------------------------------------------------------------------------------

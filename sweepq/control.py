@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from sweepq import jobs
 from sweepq.errors import SweepqError
+from sweepq.model import StopKind, SweepState, TrialState
 from sweepq.store import Store
 
 __all__ = ["cancel", "kill_trial", "pause", "rerun", "resume", "stop"]
@@ -17,34 +18,40 @@ __all__ = ["cancel", "kill_trial", "pause", "rerun", "resume", "stop"]
 
 def stop(store: Store, sweep_id: str) -> int:
     """No new trials; queued ones are cancelled, running ones finish. Returns cancelled count."""
-    _move(store, sweep_id, "stopped", ["running", "paused"], "stopped by user")
+    _move(store, sweep_id, SweepState.STOPPED, [SweepState.RUNNING, SweepState.PAUSED], "stopped by user")
     return _cancel_queued(store, sweep_id)
 
 
 def cancel(store: Store, sweep_id: str) -> tuple[int, int]:
     """Queued trials cancelled, running ones killed. Returns (cancelled, killed)."""
-    _move(store, sweep_id, "cancelled", ["running", "paused", "stopped"], "cancelled by user")
+    _move(
+        store,
+        sweep_id,
+        SweepState.CANCELLED,
+        [SweepState.RUNNING, SweepState.PAUSED, SweepState.STOPPED],
+        "cancelled by user",
+    )
     cancelled = _cancel_queued(store, sweep_id)
     killed = 0
     for number in store.running_numbers(sweep_id):
-        if store.request_stop(sweep_id, number, kind="kill", reason="sweep cancelled") == "signalled":
+        if store.request_stop(sweep_id, number, kind=StopKind.KILL, reason="sweep cancelled") == "signalled":
             killed += 1
     return cancelled, killed
 
 
 def pause(store: Store, sweep_id: str) -> None:
     """No new trial starts; queued trials wait (their jobs are skipped and re-enqueued on resume)."""
-    _move(store, sweep_id, "paused", ["running"], "paused by user")
+    _move(store, sweep_id, SweepState.PAUSED, [SweepState.RUNNING], "paused by user")
 
 
 def resume(store: Store, sweep_id: str) -> None:
-    _move(store, sweep_id, "running", ["paused", "stopped"], "resumed by user")
+    _move(store, sweep_id, SweepState.RUNNING, [SweepState.PAUSED, SweepState.STOPPED], "resumed by user", waive=True)
 
 
 def kill_trial(store: Store, sweep_id: str, number: int) -> str:
     """Stop one trial: a running one ends `killed`, a queued one `cancelled`."""
     trial = store.trial(sweep_id, number)
-    result = store.request_stop(sweep_id, number, kind="kill", reason="killed by user")
+    result = store.request_stop(sweep_id, number, kind=StopKind.KILL, reason="killed by user")
     if result == "cancelled":
         jobs.cancel_job(store.r, trial.job_id)
     return result
@@ -55,38 +62,38 @@ def rerun(store: Store, sweep_id: str, numbers: Iterable[int] = (), *, failed: b
     sweep = store.sweep(sweep_id)
     chosen = set(numbers)
     if failed:
-        chosen |= {t.number for t in store.trials(sweep_id) if t.state in ("failed", "crashed", "killed")}
+        failed_states = (TrialState.FAILED, TrialState.CRASHED, TrialState.KILLED)
+        chosen |= {t.number for t in store.trials(sweep_id) if t.state in failed_states}
     if not chosen:
         raise SweepqError("nothing to rerun: name trials or pass --failed")
-    if sweep.state in ("finished", "stopped", "cancelled"):
-        store.set_sweep_state(sweep_id, "running", allowed=[sweep.state], reason="resumed: rerun")
+    if sweep.state.closed:
+        store.set_sweep_state(
+            sweep_id, SweepState.RUNNING, allowed=[sweep.state], reason="resumed: rerun", waive_failures=True
+        )
     queued = []
     for number in sorted(chosen):
-        if store.rerun(sweep_id, number) == "queued":
-            jobs.enqueue_trial(
-                store.r,
-                queue=sweep.queue,
-                trial=store.trial(sweep_id, number),
-                time_limit=float(sweep.settings["time_limit"]),
-                grace=float(sweep.settings["grace"]),
-            )
+        result = store.rerun(sweep_id, number)
+        if result.status == "queued" and result.trial is not None:
+            jobs.enqueue_trial(store.r, sweep, result.trial)
             queued.append(number)
     return queued
 
 
-def _move(store: Store, sweep_id: str, state: str, allowed: list[str], reason: str) -> None:
+def _move(
+    store: Store, sweep_id: str, state: SweepState, allowed: list[SweepState], reason: str, *, waive: bool = False
+) -> None:
     current = store.sweep(sweep_id).state
     if current == state:
         return
-    if store.set_sweep_state(sweep_id, state, allowed=allowed, reason=reason) != "ok":
+    if store.set_sweep_state(sweep_id, state, allowed=allowed, reason=reason, waive_failures=waive) != "ok":
         raise SweepqError(f"sweep {sweep_id} is {current}; cannot move it to {state}")
 
 
 def _cancel_queued(store: Store, sweep_id: str) -> int:
     n = 0
-    for number in store.queued_numbers(sweep_id):
-        trial = store.trial(sweep_id, number)
-        if store.request_stop(sweep_id, number, kind="cancel", reason="sweep stopped") == "cancelled":
+    for trial in store.trials(sweep_id, store.queued_numbers(sweep_id)):
+        number = trial.number
+        if store.request_stop(sweep_id, number, kind=StopKind.CANCEL, reason="sweep stopped") == "cancelled":
             jobs.cancel_job(store.r, trial.job_id)
             n += 1
     return n

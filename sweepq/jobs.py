@@ -16,24 +16,30 @@ from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from sweepq.store import Trial
+from sweepq.model import Sweep, Trial
 
-__all__ = ["RUN_TRIAL", "cancel_job", "enqueue_trial", "job_state", "workers_on"]
+__all__ = [
+    "RUN_TRIAL",
+    "cancel_job",
+    "cleanup_started",
+    "enqueue_trial",
+    "job_state",
+    "worker_shutting_down",
+    "workers_on",
+]
 
 RUN_TRIAL = "sweepq.runner.run_trial"
 
 
-def enqueue_trial(r: redis.Redis, *, queue: str, trial: Trial, time_limit: float = 0.0, grace: float = 10.0) -> Job:
-    """Enqueue the trial's current attempt. RQ's 180 s default timeout must never kill a trial,
-    so the job has none unless the sweep sets a time limit (then the runner enforces it and RQ's
-    limit is only a backstop)."""
-    timeout = -1 if time_limit <= 0 else int(time_limit + 4 * grace + 120)
+def enqueue_trial(r: redis.Redis, sweep: Sweep, trial: Trial) -> Job:
+    """Enqueue the trial's current attempt: the one path every caller takes (planner, runner,
+    rerun), so the job's id, timeout and description are derived in one place."""
     params = json.dumps(trial.params, default=str)
-    return Queue(queue, connection=r).enqueue_call(
+    return Queue(sweep.queue, connection=r).enqueue_call(
         RUN_TRIAL,
         args=(trial.sweep_id, trial.number, trial.attempt),
         job_id=trial.job_id,
-        timeout=timeout,
+        timeout=sweep.settings.job_timeout,
         result_ttl=3600,
         failure_ttl=7 * 86400,
         description=f"sweep {trial.sweep_id} trial {trial.number} (attempt {trial.attempt}) {params[:200]}",
@@ -74,3 +80,17 @@ def workers_on(r: redis.Redis, queue: str) -> tuple[int, int]:
     workers: list[Any] = Worker.all(queue=Queue(queue, connection=r))
     idle = sum(1 for w in workers if w.get_state() in ("idle", "started", "suspended") and not w.get_current_job_id())
     return len(workers), idle
+
+
+def cleanup_started(r: redis.Redis, queue: str) -> None:
+    """RQ's own cleanup of jobs whose worker died (they move to the failed registry)."""
+    from rq.registry import StartedJobRegistry
+
+    with contextlib.suppress(Exception):
+        StartedJobRegistry(queue=Queue(queue, connection=r)).cleanup()
+
+
+def worker_shutting_down(r: redis.Redis, worker_name: str) -> bool:
+    """Has our rq worker been asked for a warm shutdown (SIGTERM)? Then its running trial is
+    requeued. RQ keeps this in its worker hash; this is the one place that reads it."""
+    return bool(r.hget(f"rq:worker:{worker_name}", "shutdown_requested_date"))

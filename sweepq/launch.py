@@ -10,28 +10,25 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sweepq.errors import SweepqError
-from sweepq.store import Store, Sweep
+from sweepq.model import Settings, Sweep
+from sweepq.store import Store
 
 __all__ = ["PlanOptions", "create", "detach", "run"]
 
 
 @dataclass(frozen=True)
 class PlanOptions:
+    """How this `sweepq plan` runs; what the sweep itself keeps is in `settings`."""
+
     redis: str | None = None
     workers: int | None = None
     count: int | None = None
-    queue: str = "sweepq"
-    seed: int | None = None
-    heartbeat_timeout: float = 60.0
-    grace: float = 10.0
-    time_limit: float = 0.0
-    max_attempts: int = 3
-    algorithm: str = "auto"
     prune: bool = True
+    settings: Settings = field(default_factory=Settings)
 
 
 def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[str, str]:
@@ -53,21 +50,10 @@ def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[
         assert resume is not None
         sweep = store.sweep(resume)
         if opts.count is not None:
-            store.update_settings(resume, cap=sweep.created + opts.count)
+            store.set_cap(resume, sweep.created + opts.count)
         return resume, url
     caps = [c for c in (cfg.run_cap, opts.count) if c is not None]
-    sweep_id = store.create_sweep(
-        cfg.to_dict(),
-        queue=opts.queue,
-        seed=opts.seed,
-        cap=min(caps) if caps else None,
-        heartbeat_timeout=opts.heartbeat_timeout,
-        grace=opts.grace,
-        time_limit=opts.time_limit,
-        max_attempts=opts.max_attempts,
-        workdir=os.getcwd(),
-        algorithm=opts.algorithm,
-    )
+    sweep_id = store.create_sweep(cfg, replace(opts.settings, workdir=os.getcwd()), cap=min(caps) if caps else None)
     return sweep_id, url
 
 
@@ -89,7 +75,7 @@ def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> None:
         "--workers",
         str(_workers(opts)),
         "--queue",
-        opts.queue,
+        opts.settings.queue,
     ]
     if not opts.prune:
         argv.append("--no-prune")
@@ -111,7 +97,7 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
     from sweepq.worker import spawn_local_workers, stop_local_workers
 
     store = Store(connect(url, long_running=True))
-    grace = float(store.sweep(sweep_id).settings["grace"])
+    grace = store.sweep(sweep_id).settings.grace
     n_workers = _workers(opts)
     planner = Planner(store, sweep_id, local_workers=n_workers)
     if not planner.acquire(wait=planner.lease_ttl + 2):
@@ -130,7 +116,7 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
                     target=pruner.run, kwargs={"should_exit": stop.is_set}, name="sweepq-pruner", daemon=True
                 )
             )
-    workers = spawn_local_workers(url, opts.queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
+    workers = spawn_local_workers(url, opts.settings.queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
     for t in threads:
         t.start()
     display = _Display(store)

@@ -15,26 +15,31 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
+if TYPE_CHECKING:
+    from sweepq.sampler import Sampler
+
 from sweepq import jobs
-from sweepq.store import ENDED_STATES, Keys, Store, Sweep, Trial, job_id
+from sweepq.model import Sweep, SweepState, Trial, TrialState, job_id
+from sweepq.store import Store
 
 __all__ = ["Planner", "Progress"]
 
 _MAX_DEPTH = 64
-# What the sampler learns from each ended state: a crash or a kill tells nothing about the point.
-_SAMPLER_STATE = {"crashed": "failed", "killed": "cancelled"}
+_WORKER_SCAN_EVERY = 5.0  # seconds; RQ's registry is one hash read per worker
 
 
 @dataclass(frozen=True)
 class Progress:
-    """What the live display shows after each planner step."""
+    """What the live display shows after each planner step: counts come with the sweep record,
+    the best trial is tracked as trials end, so showing progress reads nothing more."""
 
     sweep: Sweep
     done: bool
+    best: Trial | None = None
 
 
 class Planner:
@@ -51,29 +56,27 @@ class Planner:
         algorithm: str | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        from sweepq.config import SweepConfig
-
         self.store, self.sweep_id, self.now = store, sweep_id, now
-        self.keys = Keys(sweep_id)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.local_workers = local_workers
         self.claim_window = claim_window  # seconds a worker may hold a job before claiming it
         sweep = store.sweep(sweep_id)
-        # A planner is judged dead as fast as a worker: its lease lasts one heartbeat timeout.
-        self.lease_ttl = lease_ttl or min(15.0, max(3.0, float(sweep.settings["heartbeat_timeout"])))
-        self.config = SweepConfig.from_dict(sweep.config)
+        self.settings = sweep.settings
+        self.lease_ttl = lease_ttl or sweep.settings.lease_ttl
+        self.config = sweep.config
         self.method = self.config.method
-        self.algorithm = algorithm or str(sweep.settings.get("algorithm", "auto"))
+        self.algorithm = algorithm or sweep.settings.algorithm
         self._grid: list[dict[str, Any]] | None = None
-        self._sampler: Any = None
+        self._sampler: Sampler | None = None
+        self.best: Trial | None = None
         self._told: set[int] = set()
         self._events_from = "0-0"
         self._last_recovery = 0.0
         self._last_cleanup = 0.0
         self._exhausted = False
         self._rebuilt = False
-        self._workers_at = 0.0
-        self._workers_seen = (0, 0)
+        self._workers_at = -_WORKER_SCAN_EVERY
+        self._n_workers = 0
         self._taken_since: dict[str, float] = {}
 
     # --- lease --------------------------------------------------------------------------------
@@ -114,22 +117,24 @@ class Planner:
             self.release()
 
     def step(self) -> Progress:
-        """One round: reap, learn, fill the queue, and decide whether the sweep is over."""
+        """One round: reap, learn, fill the queue, and decide whether the sweep is over. The
+        sweep record is read once, and again only when this round changed it."""
         if not self._rebuilt:
             self._rebuild()
         sweep = self.store.sweep(self.sweep_id)
-        self._reap(sweep)
-        self._learn()
-        sweep = self.store.sweep(self.sweep_id)
-        if sweep.state == "running":
-            self._check_failures(sweep)
-            self._fill(sweep)
+        changed = self._reap(sweep)
+        changed = self._learn() or changed
+        if changed:
             sweep = self.store.sweep(self.sweep_id)
+        if sweep.state == SweepState.RUNNING:
+            self._check_failures(sweep)
+            if self._fill(sweep):
+                return Progress(sweep=self.store.sweep(self.sweep_id), done=False, best=self.best)
         self._recover(sweep)
         done = self._maybe_end(sweep)
         if done:
             sweep = self.store.sweep(self.sweep_id)
-        return Progress(sweep=sweep, done=done)
+        return Progress(sweep=sweep, done=done, best=self.best)
 
     def propose(self) -> Trial | None:
         """Create one trial without enqueueing it (notebook agent mode)."""
@@ -137,7 +142,7 @@ class Planner:
             self._rebuild()
         self._learn()
         sweep = self.store.sweep(self.sweep_id)
-        if sweep.state != "running":
+        if sweep.state != SweepState.RUNNING:
             return None
         number = self._create(sweep, sweep.created, enqueue=False)
         return None if number is None else self.store.trial(self.sweep_id, number)
@@ -153,78 +158,84 @@ class Planner:
         else:
             from sweepq.sampler import Sampler
 
-            sweep = self.store.sweep(self.sweep_id)
-            self._sampler = Sampler(self.config, seed=int(sweep.settings["seed"]), algorithm=self.algorithm)
+            self._sampler = Sampler(self.config, seed=self.settings.seed, algorithm=self.algorithm)
             self._sampler.rebuild([self._record(t) for t in trials])
-        self._told = {t.number for t in trials if t.state in ENDED_STATES}
+        for t in trials:
+            self._track_best(t)
+        self._told = {t.number for t in trials if t.state.ended}
         self._rebuilt = True
 
     def _record(self, t: Trial) -> dict[str, Any]:
         intermediate = []
-        if t.state == "pruned":
+        if t.state == TrialState.PRUNED:
             intermediate = self.store.histories(self.sweep_id, [t.number])[t.number]
         return {
             "number": t.number,
             "encoded": t.encoded,
-            "state": _SAMPLER_STATE.get(t.state, t.state),
+            "state": t.state.told_as,
             "value": t.best,
             "intermediate": intermediate,
         }
 
-    def _learn(self) -> None:
-        """Tell the sampler every trial that ended since the last round; check metric.target."""
+    def _track_best(self, t: Trial) -> None:
+        metric = self.config.metric
+        if metric is None or t.best is None or t.state not in (TrialState.FINISHED, TrialState.PRUNED):
+            return
+        if self.best is None or self.best.best is None or metric.better(t.best, self.best.best):
+            self.best = t
+
+    def _learn(self) -> bool:
+        """Tell the sampler every trial that ended since the last round; check metric.target.
+        True if any trial ended."""
         ended: set[int] = set()
         for entry_id, fields in self.store.events_since(self.sweep_id, self._events_from):
             self._events_from = entry_id
-            if fields.get("state") in ENDED_STATES:
+            if "trial" in fields and TrialState(fields["state"]).ended:
                 ended.add(int(fields["trial"]))
         ended -= self._told
         if not ended:
-            return
-        self._workers_at = 0.0  # a worker just became idle: look again
+            return False
+        metric = self.config.metric
         for t in self.store.trials(self.sweep_id, sorted(ended)):
-            if t.state not in ENDED_STATES:
+            if not t.state.ended:
                 continue  # rerun since: it will end again
             self._told.add(t.number)
-            if self._sampler is not None:
-                if t.encoded:
-                    self._sampler.tell_record(self._record(t))
-            if t.state == "finished" and self._target_reached(t):
+            self._track_best(t)
+            if self._sampler is not None and t.encoded:
+                self._sampler.tell_record(self._record(t))
+            if t.state == TrialState.FINISHED and metric and t.best is not None and metric.reached(t.best):
                 self.store.set_sweep_state(
                     self.sweep_id,
-                    "stopped",
-                    allowed=["running", "paused"],
+                    SweepState.STOPPED,
+                    allowed=[SweepState.RUNNING, SweepState.PAUSED],
                     reason=f"metric.target reached by trial {t.number} ({t.best:g})",
                 )
+        return True
 
-    def _target_reached(self, t: Trial) -> bool:
-        metric = self.config.metric
-        if metric is None or metric.target is None or t.best is None:
-            return False
-        if metric.goal == "maximize":
-            return t.best >= metric.target
-        return t.best <= metric.target
-
-    def _fill(self, sweep: Sweep) -> None:
+    def _fill(self, sweep: Sweep) -> bool:
         """Keep queued trials at the number of workers that would take them now: bayes asks
-        as late as possible so each suggestion sees the freshest results."""
-        n_workers, idle = self._workers(sweep.queue)
-        n_workers = max(n_workers, self.local_workers)
-        depth = idle if self.method == "bayes" else n_workers
+        as late as possible (one per idle worker) so each suggestion sees the freshest results.
+        True if any trial was created."""
+        n_workers = max(self._workers(sweep.queue), self.local_workers)
+        running = sweep.counts[TrialState.RUNNING]
+        depth = n_workers - running if self.method == "bayes" else n_workers
         depth = max(1, min(depth, _MAX_DEPTH))
         # The lease makes this planner the only writer of new trials, so the numbers follow on
         # from the one read of the sweep (create_trial's compare-and-set still guards them).
-        for number in range(sweep.created, sweep.created + depth - sweep.counts["queued"]):
+        created = False
+        for number in range(sweep.created, sweep.created + depth - sweep.counts[TrialState.QUEUED]):
             if self._create(sweep, number, enqueue=True) is None:
                 break
+            created = True
+        return created
 
-    def _workers(self, queue: str) -> tuple[int, int]:
-        """RQ's worker registry, read at most once a second: with hundreds of workers it is one
-        hash read per worker."""
+    def _workers(self, queue: str) -> int:
+        """Workers listening on the queue, from RQ's registry, read every few seconds: with
+        hundreds of workers it is one hash read per worker, and the count rarely changes."""
         now = time.monotonic()
-        if now - self._workers_at > 1.0:
-            self._workers_at, self._workers_seen = now, jobs.workers_on(self.store.r, queue)
-        return self._workers_seen
+        if now - self._workers_at > _WORKER_SCAN_EVERY:
+            self._workers_at, self._n_workers = now, jobs.workers_on(self.store.r, queue)[0]
+        return self._n_workers
 
     def _create(self, sweep: Sweep, number: int, *, enqueue: bool) -> int | None:
         if self._grid is not None:
@@ -233,6 +244,7 @@ class Planner:
                 return None
             params, encoded = self._grid[number], {}
         else:
+            assert self._sampler is not None
             if sweep.cap is not None and number >= sweep.cap:
                 self._exhausted = True
                 return None
@@ -251,7 +263,7 @@ class Planner:
                 Trial(
                     sweep_id=self.sweep_id,
                     number=number,
-                    state="queued",
+                    state=TrialState.QUEUED,
                     params=dict(params),
                     encoded=dict(encoded),
                     attempt=1,
@@ -261,38 +273,27 @@ class Planner:
         return number
 
     def _enqueue(self, sweep: Sweep, trial: Trial) -> None:
-        jobs.enqueue_trial(
-            self.store.r,
-            queue=sweep.queue,
-            trial=trial,
-            time_limit=float(sweep.settings["time_limit"]),
-            grace=float(sweep.settings["grace"]),
-        )
+        jobs.enqueue_trial(self.store.r, sweep, trial)
 
-    def _reap(self, sweep: Sweep) -> None:
-        """Running attempts with a stale heartbeat lost their worker: queue them again."""
-        timeout = float(sweep.settings["heartbeat_timeout"])
-        cutoff = self.now() - timeout
-        for number, beat in self.store.running_numbers(self.sweep_id).items():
-            if beat >= cutoff:
-                continue
-            trial = self.store.trial(self.sweep_id, number)
+    def _reap(self, sweep: Sweep) -> bool:
+        """Running attempts with a stale heartbeat lost their worker: queue them again (or end
+        them as their pending stop request says). True if any was reaped."""
+        cutoff = self.now() - sweep.settings.heartbeat_timeout
+        stale = [n for n, beat in self.store.running_numbers(self.sweep_id).items() if beat < cutoff]
+        for trial in self.store.trials(self.sweep_id, stale):
             result = self.store.expire(
                 self.sweep_id,
-                number,
+                trial.number,
                 attempt=trial.attempt,
                 cutoff=cutoff,
-                max_attempts=int(sweep.settings["max_attempts"]),
+                max_attempts=sweep.settings.max_attempts,
             )
-            if result == "queued" and sweep.state == "running":
-                self._enqueue(sweep, self.store.trial(self.sweep_id, number))
+            if result.status == "queued" and result.trial is not None and sweep.state == SweepState.RUNNING:
+                self._enqueue(sweep, result.trial)
         if time.monotonic() - self._last_cleanup > 30:
             self._last_cleanup = time.monotonic()
-            from rq import Queue
-            from rq.registry import StartedJobRegistry
-
-            with contextlib.suppress(Exception):
-                StartedJobRegistry(queue=Queue(sweep.queue, connection=self.store.r)).cleanup()
+            jobs.cleanup_started(self.store.r, sweep.queue)
+        return bool(stale)
 
     def _recover(self, sweep: Sweep) -> None:
         """A queued trial whose job vanished (planner died between create and enqueue, a paused
@@ -300,13 +301,12 @@ class Planner:
         claimed (the worker died in between: RQ alone would keep it "started" forever). The
         attempt fence makes a duplicate harmless: only one claim of an attempt succeeds."""
         now = time.monotonic()
-        if sweep.state != "running" or now - self._last_recovery < 3:
+        if sweep.state != SweepState.RUNNING or now - self._last_recovery < 3:
             return
         self._last_recovery = now
         taken_since, self._taken_since = self._taken_since, {}
-        for number in self.store.queued_numbers(self.sweep_id):
-            trial = self.store.trial(self.sweep_id, number)
-            if trial.state != "queued":
+        for trial in self.store.trials(self.sweep_id, self.store.queued_numbers(self.sweep_id)):
+            if trial.state != TrialState.QUEUED:
                 continue
             where = jobs.job_state(self.store.r, trial.job_id, sweep.queue)
             if where == "taken":
@@ -319,19 +319,18 @@ class Planner:
 
     def _check_failures(self, sweep: Sweep) -> None:
         """A broken program fails every trial: pause after the first few instead of burning the
-        whole grid."""
-        limit = int(sweep.settings["fail_pause"])
-        failed = sweep.counts["failed"] + sweep.counts["crashed"]
-        if limit <= 0 or sweep.counts["finished"] or sweep.counts["pruned"] or failed < limit:
+        whole grid (unless a person resumed it after such a pause)."""
+        limit = sweep.settings.fail_pause
+        failed = sweep.failed
+        finished = sweep.counts[TrialState.FINISHED] + sweep.counts[TrialState.PRUNED]
+        if limit <= 0 or finished or failed < limit or sweep.failures_waived:
             return
-        if sweep.state_reason and sweep.state_reason.startswith("resumed"):
-            return
-        failures = [t for t in self.store.trials(self.sweep_id) if t.state in ("failed", "crashed")]
+        failures = [t for t in self.store.trials(self.sweep_id) if t.state in (TrialState.FAILED, TrialState.CRASHED)]
         why = next((t.reason for t in reversed(failures) if t.reason), "unknown")
         self.store.set_sweep_state(
             self.sweep_id,
-            "paused",
-            allowed=["running"],
+            SweepState.PAUSED,
+            allowed=[SweepState.RUNNING],
             reason=f"the first {failed} trials all failed (last: {why}); fix the program, then "
             f"`sweepq resume {self.sweep_id}`",
         )
@@ -339,10 +338,12 @@ class Planner:
     def _maybe_end(self, sweep: Sweep) -> bool:
         if sweep.active:
             return False
-        if sweep.state == "running" and self._exhausted:
-            self.store.set_sweep_state(self.sweep_id, "finished", allowed=["running"], reason="all trials done")
+        if sweep.state == SweepState.RUNNING and self._exhausted:
+            self.store.set_sweep_state(
+                self.sweep_id, SweepState.FINISHED, allowed=[SweepState.RUNNING], reason="all trials done"
+            )
             return True
-        return sweep.state in ("stopped", "cancelled", "finished")
+        return sweep.state.closed
 
     def _wait_for_events(self, timeout: float) -> None:
         with contextlib.suppress(redis.RedisError):

@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 
 import redis
 
+from sweepq.model import StopKind
 from sweepq.stopping import HyperbandTracker, Rule, evaluate
-from sweepq.store import Keys, Store
+from sweepq.store import Store
 
 __all__ = ["Pruner"]
 
@@ -30,11 +31,10 @@ class Pruner:
 
     def __init__(self, store: Store, sweep_id: str, *, lease_ttl: float = 15.0) -> None:
         self.store, self.sweep_id = store, sweep_id
-        self.keys = Keys(sweep_id)
         sweep = store.sweep(sweep_id)
-        et = sweep.config.get("early_terminate")
+        et = sweep.config.early_terminate
         self.rule: Rule | None = Rule.from_config(et) if et else None
-        self.goal = str((sweep.config.get("metric") or {}).get("goal", "minimize"))
+        self.goal = sweep.metric.goal if sweep.metric else "minimize"
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease_ttl = lease_ttl
         self.histories: dict[str, list[float]] = {}
@@ -90,7 +90,7 @@ class Pruner:
                     time.sleep(0.5)  # Redis restarting; the client backs off and retries
                     continue
                 state = self.store.sweep(self.sweep_id)
-                if state.state in ("finished", "stopped", "cancelled") and not state.active:
+                if state.state.closed and not state.active:
                     return
         finally:
             with contextlib.suppress(redis.RedisError):
@@ -150,7 +150,7 @@ class Pruner:
         n = 0
         for stop in stops:
             self.stopped.add(stop.name)
-            result = self.store.request_stop(self.sweep_id, int(stop.name), kind="prune", reason=stop.reason)
+            result = self.store.request_stop(self.sweep_id, int(stop.name), kind=StopKind.PRUNE, reason=stop.reason)
             if result in ("signalled", "pruned"):
                 n += 1
         self.decisions += 1

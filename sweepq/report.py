@@ -10,33 +10,34 @@ from typing import Any
 
 from rich.table import Table
 
-from sweepq.store import STATES, Store, Sweep, Trial
+from sweepq.model import Sweep, Trial, TrialState
+from sweepq.store import Store
 
 __all__ = ["best_trial", "html_report", "progress_line", "sweep_table", "sweeps_table", "trials_table"]
 
 
 def best_trial(sweep: Sweep, trials: Sequence[Trial]) -> Trial | None:
     """The trial with the best logged value of the metric, by the sweep's goal."""
-    metric = sweep.config.get("metric") or {}
-    if not metric:
+    metric = sweep.metric
+    if metric is None:
         return None
-    sign = -1.0 if metric.get("goal") == "maximize" else 1.0
+    sign = -1.0 if metric.maximize else 1.0
     scored = [t for t in trials if t.best is not None]
     return min(scored, key=lambda t: sign * (t.best or 0.0)) if scored else None
 
 
 def progress_line(sweep: Sweep, best: Trial | None) -> str:
     c = sweep.counts
-    done = sum(c[s] for s in STATES if s not in ("queued", "running"))
+    done = sum(c[s] for s in TrialState if s.ended)
     total = f"/{sweep.cap}" if sweep.cap else ""
     line = (
         f"[{sweep.state}] done {done}{total} (finished {c['finished']}, pruned "
         f"{c['pruned']}, failed {c['failed'] + c['crashed']}) running {c['running']} "
         f"queued {c['queued']}"
     )
-    metric = sweep.config.get("metric") or {}
-    if best is not None and best.best is not None:
-        line += f" | best {metric.get('name')}={best.best:.6g} (trial {best.number})"
+    metric = sweep.metric
+    if metric is not None and best is not None and best.best is not None:
+        line += f" | best {metric.name}={best.best:.6g} (trial {best.number})"
     return line
 
 
@@ -49,8 +50,8 @@ def sweeps_table(store: Store) -> Table:
         c = s.counts
         table.add_row(
             sid,
-            str(s.config.get("name") or ""),
-            str(s.config.get("method")),
+            str(s.raw_config.get("name") or ""),
+            str(s.raw_config.get("method")),
             s.state,
             str(c["finished"]),
             str(c["running"]),
@@ -68,7 +69,7 @@ def sweep_table(sweep: Sweep, trials: Sequence[Trial]) -> Table:
     from rich.markup import escape
 
     table = Table(
-        title=f"sweep {sweep.id} ({sweep.config.get('method')}, {sweep.state})",
+        title=f"sweep {sweep.id} ({sweep.config.method}, {sweep.state})",
         caption=escape(progress_line(sweep, best) + (f"\n{sweep.state_reason}" if sweep.state_reason else "")),
     )
     for col in ("trial", "state", "attempt", "worker", "last", "best", "logged", "params"):
@@ -115,7 +116,7 @@ def html_report(store: Store, sweep_id: str) -> str:
 
     sweep = store.sweep(sweep_id)
     trials = store.trials(sweep_id)
-    metric = (sweep.config.get("metric") or {}).get("name", "value")
+    metric = sweep.metric.name if sweep.metric else "value"
     scored = [t for t in trials if t.best is not None]
     figs: list[str] = []
     flat = [_flatten(t.params) for t in scored]

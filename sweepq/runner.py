@@ -1,5 +1,10 @@
 """The RQ job that runs one trial attempt: claim, spawn, watch, tee, stop, record.
 
+The attempt's companions are split by concern: `Heartbeat` (a thread: beats, waits on the
+attempt's wake list, decides when to stop: a stop request, the time limit, a warm shutdown),
+`OutputSink` (the program's lines and `name=value` metrics, batched into one round trip) and a
+stopper (`_GroupKiller` for a program; for a function, `Stopped` raised on the main thread).
+
 Inside `rq worker` the job runs in RQ's work horse, which leads its own process group. The
 program is started in that group, so RQ's stop-job and our group kill reach the program and every
 child it forks. The horse asks the kernel for a signal when its worker dies (parent-death
@@ -26,13 +31,16 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
 import redis
 
-from sweepq.store import Keys, Store, Sweep, Trial
+from sweepq import jobs
+from sweepq.model import StopKind, Sweep, Trial, TrialState
+from sweepq.store import LogRecord, Store
 
 __all__ = ["Outcome", "execute", "run_trial"]
 
@@ -80,68 +88,56 @@ def execute(
 ) -> str:
     """Claim and run one attempt; returns the state it ended in (or why it did not run)."""
     claim = store.claim(sweep_id, number, attempt=attempt, worker=worker, host=socket.gethostname())
-    if claim != "ok":
-        return claim
+    if claim.status != "ok" or claim.trial is None:
+        return claim.status
+    trial = claim.trial
     sweep = store.sweep(sweep_id)
-    trial = store.trial(sweep_id, number)
-    watch = _Watch(store, sweep, trial)
+    sink = OutputSink(store, sweep, trial)
+    beat = Heartbeat(store, sweep, trial)
     try:
-        from sweepq.config import SweepConfig
-
-        cfg = SweepConfig.from_dict(sweep.config)
-        program = cfg.program or ""
+        program = sweep.config.program or ""
         env = _trial_env(url, trial)
         if function is not None or _FUNCTION_RE.match(program):
-            result = _run_function(function or _import(program, sweep), env, watch)
+            result = _run_function(function or _import(program, sweep), env, beat)
         else:
-            result = _run_program(cfg, sweep, trial, env, watch)
+            result = _run_program(sweep, trial, env, beat, sink)
     except Exception as err:  # noqa: BLE001 - any failure of ours is recorded, never lost
         result = Outcome("failed", None, f"runner error: {type(err).__name__}: {err}")
         traceback.print_exc()
     finally:
         try:
-            watch.close()
+            beat.close()
+            sink.flush()
         except Exception:  # noqa: BLE001 - the outcome must still be recorded below
             traceback.print_exc()
     try:
-        result = _settle(store, sweep, trial, watch, result)
+        result = _settle(store, sweep, trial, beat, result)
     except Exception:  # noqa: BLE001 - record what the program did, whatever failed here
         traceback.print_exc()
     final = store.finish(
         sweep_id, number, attempt=attempt, outcome=result.outcome, exit_code=result.exit_code, reason=result.reason
     )
-    if final == "queued":
+    if final.status == "queued" and final.trial is not None:
         from sweepq.jobs import enqueue_trial
 
-        enqueue_trial(
-            store.r,
-            queue=sweep.queue,
-            trial=store.trial(sweep_id, number),
-            time_limit=float(sweep.settings["time_limit"]),
-            grace=float(sweep.settings["grace"]),
-        )
-    return final
+        enqueue_trial(store.r, sweep, final.trial)
+    return final.status
 
 
-def _settle(store: Store, sweep: Sweep, trial: Trial, watch: _Watch, result: Outcome) -> Outcome:
+def _settle(store: Store, sweep: Sweep, trial: Trial, beat: Heartbeat, result: Outcome) -> Outcome:
     """The final outcome: time limit, a metric never logged, preemption or warm shutdown."""
-    sweep_id, number = trial.sweep_id, trial.number
-    if watch.timed_out and result.outcome != "requeue":
-        result = Outcome("failed", result.exit_code, f"time limit of {sweep.settings['time_limit']:g}s exceeded")
-    elif result.outcome == "finished" and sweep.config.get("metric"):
-        fresh = store.trial(sweep_id, number)
-        if fresh.history_len == 0 and not fresh.stop:
-            name = sweep.config["metric"]["name"]
-            result = Outcome("failed", result.exit_code, f"metric {name!r} was never logged")
-    if watch.requeue_reason and result.outcome != "finished":
-        result = Outcome("requeue", result.exit_code, watch.requeue_reason)
-    elif _preempting(store, trial):
-        result = Outcome("requeue", result.exit_code, "preempted")
+    if beat.reason is StopReason.TIME_LIMIT and result.outcome != "requeue":
+        return Outcome("failed", result.exit_code, f"time limit of {sweep.settings.time_limit:g}s exceeded")
+    if beat.reason is StopReason.SHUTDOWN and result.outcome != "finished":
+        return Outcome("requeue", result.exit_code, "worker shut down")
+    fresh = store.trial(sweep.id, trial.number)
+    if fresh.attempt != trial.attempt:
+        return result  # superseded: the finish script will answer 'stale'
+    if fresh.preempting:
+        return Outcome("requeue", result.exit_code, "preempted")
+    if result.outcome == "finished" and sweep.metric and fresh.history_len == 0 and not fresh.stop:
+        return Outcome("failed", result.exit_code, f"metric {sweep.metric.name!r} was never logged")
     return result
-
-
-def _preempting(store: Store, trial: Trial) -> bool:
-    return bool(store.trial_fields(trial.sweep_id, trial.number, "preempting")[0])
 
 
 def _trial_env(url: str, trial: Trial) -> dict[str, str]:
@@ -155,7 +151,7 @@ def _trial_env(url: str, trial: Trial) -> dict[str, str]:
 
 def _import(program: str, sweep: Sweep) -> Callable[[], Any]:
     module_name, func_name = program.split(":")
-    for path in (os.getcwd(), sweep.settings.get("workdir") or ""):
+    for path in (os.getcwd(), sweep.settings.workdir):
         if path and path not in sys.path:
             sys.path.insert(0, path)
     fn: Callable[[], Any] = getattr(importlib.import_module(module_name), func_name)
@@ -165,13 +161,19 @@ def _import(program: str, sweep: Sweep) -> Callable[[], Any]:
 # --- function mode ------------------------------------------------------------------------------
 
 
-def _run_function(fn: Callable[[], Any], env: dict[str, str], watch: _Watch) -> Outcome:
-    """Run `fn` here, with the trial's environment so `sweepq.init()` inside finds its trial."""
+def _run_function(fn: Callable[[], Any], env: dict[str, str], beat: Heartbeat) -> Outcome:
+    """Run `fn` here, with the trial's environment so `sweepq.init()` inside finds its trial.
+
+    A stop reaches the function on the runner's main path: `Stopped` is raised in the main
+    thread (through a signal the heartbeat thread sends to this process), so a function that
+    never calls log() is stopped too. If it does not return within the grace period, the work
+    horse exits (RQ then starts a fresh one)."""
     from sweepq import sdk
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    watch.start(on_stop=None)
+    restore = _raise_stopped_on(_STOP_SIGNAL)
+    beat.start(on_stop=_FunctionStopper(beat).stop)
     try:
         fn()
         return Outcome("finished", 0)
@@ -181,6 +183,8 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], watch: _Watch) -> 
         traceback.print_exc()
         return Outcome("failed", None, f"{type(err).__name__}: {err}")
     finally:
+        beat.close()
+        restore()
         sdk.finish_current()
         for k, v in saved.items():
             if v is None:
@@ -189,12 +193,50 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], watch: _Watch) -> 
                 os.environ[k] = v
 
 
+_STOP_SIGNAL = signal.SIGUSR2
+
+
+def _raise_stopped_on(signum: int) -> Callable[[], None]:
+    """Make `signum` raise `sdk.Stopped` in the main thread; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    from sweepq import sdk
+
+    def _raise(_signum: int, _frame: Any) -> None:
+        raise sdk.Stopped("the sweep stopped this trial")
+
+    previous = signal.signal(signum, _raise)
+
+    def _restore() -> None:
+        signal.signal(signum, previous)
+
+    return _restore
+
+
+class _FunctionStopper:
+    def __init__(self, beat: Heartbeat) -> None:
+        self.beat = beat
+
+    def stop(self) -> None:
+        """On the heartbeat thread: interrupt the main thread, then give it the grace period."""
+        in_horse = os.getpgrp() == os.getpid() and bool(os.environ.get("RQ_JOB_ID"))
+        if threading.main_thread().is_alive() and in_horse:
+            os.kill(os.getpid(), _STOP_SIGNAL)
+        if not self.beat.closed.wait(self.beat.sweep.settings.grace) and in_horse:
+            t = self.beat.trial
+            self.beat.store.finish(
+                t.sweep_id, t.number, attempt=t.attempt, outcome="failed", reason="did not stop within the grace period"
+            )
+            os._exit(1)
+
+
 # --- subprocess mode ----------------------------------------------------------------------------
 
 
-def _run_program(cfg: Any, sweep: Sweep, trial: Trial, env: dict[str, str], watch: _Watch) -> Outcome:
+def _run_program(sweep: Sweep, trial: Trial, env: dict[str, str], beat: Heartbeat, sink: OutputSink) -> Outcome:
     from sweepq import command
 
+    cfg = sweep.config
     tmp = Path(tempfile.mkdtemp(prefix=f"sweepq-{trial.sweep_id}-{trial.number}-"))
     try:
         params_file = tmp / "params.json"
@@ -229,9 +271,9 @@ def _run_program(cfg: Any, sweep: Sweep, trial: Trial, env: dict[str, str], watc
             # disposition it started with.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             shielded = True
-        killer = _GroupKiller(pgid, exclude=os.getpid(), grace=float(sweep.settings["grace"]), shielded=shielded)
-        watch.start(on_stop=killer.kill)
-        tail = _tee(proc.stdout, watch)  # returns at EOF: every writer of the pipe is gone
+        killer = _GroupKiller(pgid, exclude=os.getpid(), grace=sweep.settings.grace, shielded=shielded)
+        beat.start(on_stop=killer.kill)
+        tail = _tee(proc.stdout, sink)  # returns at EOF: every writer of the pipe is gone
         rc = proc.wait()
         killer.sweep_leftovers()
         return _outcome_of(rc, tail)
@@ -243,7 +285,7 @@ def _workdir(program: str | None, sweep: Sweep) -> str:
     """The worker's directory, unless only the planner's directory holds the program
     (the local case, where the planner started the workers)."""
     here = os.getcwd()
-    workdir = str(sweep.settings.get("workdir") or "")
+    workdir = sweep.settings.workdir
     if program and not Path(here, program).exists() and workdir and Path(workdir, program).exists():
         return workdir
     return here
@@ -282,7 +324,7 @@ def _outcome_of(rc: int, tail: list[str]) -> Outcome:
     return Outcome("failed", rc, f"exit code {rc}" + (f": {last.strip()[:300]}" if last else ""))
 
 
-def _tee(stream: IO[bytes] | None, watch: _Watch) -> list[str]:
+def _tee(stream: IO[bytes] | None, sink: OutputSink) -> list[str]:
     """Copy the program's output to the worker's stdout and to Redis; parse `name=value`."""
     assert stream is not None
     tail: list[str] = []
@@ -292,9 +334,9 @@ def _tee(stream: IO[bytes] | None, watch: _Watch) -> list[str]:
         tail.append(line)
         if len(tail) > 20:
             del tail[0]
-        watch.output(line)
+        sink.add(line)
     sys.stdout.flush()
-    watch.flush()
+    sink.flush()
     return tail
 
 
@@ -353,128 +395,106 @@ def _group_members(pgid: int, *, exclude: int) -> list[int]:
     return out
 
 
-@dataclass
-class _Watch:
-    """The attempt's companion thread: heartbeat, stop requests, time limit, output to Redis."""
+class OutputSink:
+    """The program's output lines and `name=value` metrics, sent in batches: one pipelined
+    round trip every 0.2 s or 200 lines (at once when a line holds a metric, so the pruner
+    sees it within milliseconds). Metrics printed by a program that uses the SDK are ignored by
+    the log script itself (the SDK reports them), so no extra read is needed here."""
 
-    store: Store
-    sweep: Sweep
-    trial: Trial
-    timed_out: bool = False
-    requeue_reason: str = ""
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-    _on_stop: Callable[[], None] | None = None
-    _lines: list[str] = field(default_factory=list)
-    _metrics: list[dict[str, float]] = field(default_factory=list)
-    _last_flush: float = 0.0
-    _step: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, store: Store, sweep: Sweep, trial: Trial) -> None:
+        self.store, self.sweep, self.trial = store, sweep, trial
+        self._lines: list[str] = []
+        self._records: list[LogRecord] = []
+        self._last_flush = 0.0
+        self._step = 0
 
-    def start(self, *, on_stop: Callable[[], None] | None) -> None:
-        self._on_stop = on_stop
-        self._thread = threading.Thread(target=self._loop, name="sweepq-watch", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self.flush()
-        if self._thread is not None:
-            with contextlib.suppress(redis.RedisError):
-                self.store.wake(self.trial.sweep_id, self.trial.number, "done")
-            self._thread.join(timeout=5)
-            with contextlib.suppress(redis.RedisError):
-                self.store.clear_wake(self.trial.sweep_id, self.trial.number)
-
-    def output(self, line: str) -> None:
-        with self._lock:
-            self._lines.append(line)
-            found = parse_metrics(line)
-            if found:
-                self._metrics.append(found)
-        if len(self._lines) >= 200 or time.monotonic() - self._last_flush > 0.2 or found:
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        found = parse_metrics(line)
+        if found:
+            self._step += 1
+            name = self.sweep.metric.name if self.sweep.metric else ""
+            step = int(found.get("step", self._step))
+            self._records.append(LogRecord(step, found, found.get(name)))
+        if found or len(self._lines) >= 200 or time.monotonic() - self._last_flush > 0.2:
             self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            lines, self._lines = self._lines, []
-            metrics, self._metrics = self._metrics, []
+        lines, self._lines = self._lines, []
+        records, self._records = self._records, []
         self._last_flush = time.monotonic()
-        s, t = self.store, self.trial
+        if not lines and not records:
+            return
+        t = self.trial
         try:
-            s.append_output(t.sweep_id, t.number, lines, cap=int(self.sweep.settings["log_cap"]))
-            if metrics and not s.r.hget(Keys(t.sweep_id).trial(t.number), "sdk"):
-                self._log_metrics(metrics)
+            self.store.log(self.sweep, t.number, attempt=t.attempt, records=records, source="stdout", output=lines)
         except redis.RedisError as err:
             print(f"sweepq: could not store output: {err}", file=sys.stderr)
 
-    def _log_metrics(self, metrics: list[dict[str, float]]) -> None:
-        metric = self.sweep.config.get("metric") or {}
-        for record in metrics:
-            self._step += 1
-            self.store.log(
-                self.trial.sweep_id,
-                self.trial.number,
-                attempt=self.trial.attempt,
-                step=int(record.get("step", self._step)),
-                record=record,
-                value=record.get(metric.get("name", "")),
-                goal=metric.get("goal", "minimize"),
-                metric_cap=int(self.sweep.settings["metric_cap"]),
-                stream_cap=int(self.sweep.settings["stream_cap"]),
-            )
+
+class StopReason(Enum):
+    STOP = "stop"  # pruned, killed, cancelled, or this attempt was superseded
+    TIME_LIMIT = "time limit"
+    SHUTDOWN = "worker shut down"  # a warm shutdown of our rq worker: requeue the trial
+
+
+class Heartbeat:
+    """The attempt's companion thread: beats, waits on the attempt's wake list between beats
+    (so a stop request arrives within milliseconds), and calls `on_stop` once when the attempt
+    must end."""
+
+    def __init__(self, store: Store, sweep: Sweep, trial: Trial) -> None:
+        self.store, self.sweep, self.trial = store, sweep, trial
+        self.reason: StopReason | None = None
+        self.closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._on_stop: Callable[[], None] = lambda: None
+
+    def start(self, *, on_stop: Callable[[], None]) -> None:
+        self._on_stop = on_stop
+        self._thread = threading.Thread(target=self._loop, name="sweepq-heartbeat", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        t = self.trial
+        if self._thread is not None:
+            with contextlib.suppress(redis.RedisError):
+                self.store.wake(t.sweep_id, t.number, attempt=t.attempt, message="done")
+            if self._thread is not threading.current_thread():
+                self._thread.join(timeout=5)
+            with contextlib.suppress(redis.RedisError):
+                self.store.clear_wake(t.sweep_id, t.number, attempt=t.attempt)
 
     def _loop(self) -> None:
-        s, t = self.store, self.trial
-        interval = min(2.0, max(0.2, float(self.sweep.settings["heartbeat_timeout"]) / 4))
-        limit = float(self.sweep.settings["time_limit"])
+        settings, t = self.sweep.settings, self.trial
+        limit = settings.time_limit
         started = time.monotonic()
-        key = Keys(t.sweep_id).stop(t.number)
-        while not self._stop.is_set():
+        while not self.closed.is_set():
             try:
-                wait = interval
+                wait = settings.heartbeat_interval
                 if limit:
                     wait = min(wait, max(0.05, limit - (time.monotonic() - started)))
-                woke = s.r.blpop([key], timeout=wait)
-                if self._stop.is_set():
+                woke = self.store.wait_wake(t.sweep_id, t.number, attempt=t.attempt, timeout=wait)
+                if self.closed.is_set() or woke == "done":
                     return
-                state, stop = s.heartbeat(t.sweep_id, t.number, attempt=t.attempt)
+                state, stop = self.store.heartbeat(t.sweep_id, t.number, attempt=t.attempt)
             except redis.RedisError:
-                time.sleep(min(interval, 1.0))  # Redis restarting: the client retries
+                time.sleep(min(settings.heartbeat_interval, 1.0))  # Redis restarting: the client retries
                 continue
-            if woke is not None and woke[1] == b"done":
-                return
-            reason = ""
-            if stop or state != "running":
-                reason = "stop"  # pruned, killed, or this attempt was superseded
-            elif limit and time.monotonic() - started > limit:
-                self.timed_out, reason = True, "time limit"
-            elif _worker_shutting_down(s.r):
-                self.requeue_reason, reason = "worker shut down", "requeue"
-            if reason:
-                if self._on_stop is not None:
-                    self._on_stop()
-                else:
-                    self._stop_function()
+            self.reason = self._reason(state, stop, time.monotonic() - started)
+            if self.reason is not None:
+                self._on_stop()
                 return
 
-    def _stop_function(self) -> None:
-        """Function mode: the next log() raises Stopped; past the grace, the horse exits."""
-        deadline = time.monotonic() + float(self.sweep.settings["grace"])
-        while time.monotonic() < deadline:
-            if self._stop.wait(0.1):
-                return
-        if os.getpgrp() == os.getpid() and os.environ.get("RQ_JOB_ID"):
-            t = self.trial
-            self.store.finish(
-                t.sweep_id, t.number, attempt=t.attempt, outcome="failed", reason="did not stop within the grace period"
-            )
-            os._exit(1)
-
-
-def _worker_shutting_down(r: redis.Redis) -> bool:
-    """A warm shutdown of our rq worker (SIGTERM) requeues the running trial."""
-    name = os.environ.get("RQ_WORKER_ID")
-    if not name:
-        return False
-    return bool(r.hget(f"rq:worker:{name}", "shutdown_requested_date"))
+    def _reason(self, state: str, stop: StopKind | None, elapsed: float) -> StopReason | None:
+        if stop or state != TrialState.RUNNING:
+            return StopReason.STOP
+        if self.sweep.settings.time_limit and elapsed > self.sweep.settings.time_limit:
+            return StopReason.TIME_LIMIT
+        worker = os.environ.get("RQ_WORKER_ID")
+        if worker and jobs.worker_shutting_down(self.store.r, worker):
+            return StopReason.SHUTDOWN
+        return None

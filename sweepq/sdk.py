@@ -14,7 +14,10 @@ import numbers
 import os
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sweepq.model import Sweep
 
 __all__ = ["Config", "Run", "Stopped", "finish", "finish_current", "init", "log"]
 
@@ -86,8 +89,7 @@ class Run:
         self._step = 0
         self._finished = False
         self._store: Any = None
-        self._settings: dict[str, Any] = {}
-        self._metric: dict[str, Any] = {}
+        self._sweep: Sweep | None = None
         self._attempt = 0
         self._stop_checked = 0.0
         self._stop = False
@@ -120,7 +122,9 @@ class Run:
         if self._store is not None:
             import json
 
-            self._store.set_trial_fields(self.sweep_id, self.number, summary=json.dumps(self.summary, default=str))
+            self._store.annotate(
+                self.sweep_id, self.number, attempt=self._attempt, summary=json.dumps(self.summary, default=str)
+            )
 
     @property
     def should_stop(self) -> bool:
@@ -130,14 +134,14 @@ class Run:
         now = time.monotonic()
         if now - self._stop_checked > 0.2:
             self._stop_checked = now
-            stop, state, attempt = self._store.trial_fields(self.sweep_id, self.number, "stop", "state", "attempt")
-            self._stop = bool(stop) or state != "running" or int(attempt or 0) != self._attempt
+            t = self._store.trial(self.sweep_id, self.number)
+            self._stop = bool(t.stop) or t.state != "running" or t.attempt != self._attempt
         return self._stop
 
     def mark_preempting(self) -> None:
         """Say this run is being preempted: when it exits it is queued again, not failed."""
         if self._store is not None:
-            self._store.set_trial_fields(self.sweep_id or "", self.number or 0, preempting=1)
+            self._store.annotate(self.sweep_id or "", self.number or 0, attempt=self._attempt, preempting=1)
 
     def __enter__(self) -> Run:
         return self
@@ -158,26 +162,20 @@ class Run:
         trial = store.trial(self.sweep_id, self.number)
         sweep = store.sweep(self.sweep_id)
         self._store = store
-        self._settings = sweep.settings
-        self._metric = sweep.config.get("metric") or {}
+        self._sweep = sweep
         self.id = f"{self.sweep_id}-{self.number}"
         self.name = self.name or self.id
         self.config.update(trial.params)  # sweep parameters override the script's defaults
-        store.set_trial_fields(self.sweep_id, self.number, sdk=1)
+        store.annotate(self.sweep_id, self.number, attempt=self._attempt, sdk=1)
 
     def _send(self, row: Mapping[str, Any], step: int) -> None:
-        name = self._metric.get("name", "")
-        value = _number(_lookup(row, name)) if name else None
+        from sweepq.store import LogRecord
+
+        assert self._sweep is not None and self.number is not None
+        metric = self._sweep.metric
+        value = _number(_lookup(row, metric.name)) if metric else None
         state, stop = self._store.log(
-            self.sweep_id,
-            self.number,
-            attempt=self._attempt,
-            step=step,
-            record=row,
-            value=value,
-            goal=self._metric.get("goal", "minimize"),
-            metric_cap=int(self._settings["metric_cap"]),
-            stream_cap=int(self._settings["stream_cap"]),
+            self._sweep, self.number, attempt=self._attempt, records=[LogRecord(step, row, value)]
         )
         if stop or state != "running":
             self._stop = True

@@ -762,6 +762,22 @@ class Space:
             node[path[-1]] = dist.to_dict()
         return out
 
+    @classmethod
+    def from_normalized(cls, parameters: Mapping[str, Any], prefix: Path = ()) -> Space:
+        """The inverse of `to_dict`, trusting its input (it was validated when written)."""
+        leaves: list[tuple[Path, Distribution]] = []
+        for name, spec in parameters.items():
+            if "parameters" in spec:
+                leaves.extend(cls.from_normalized(spec["parameters"], (*prefix, name)).leaves)
+                continue
+            dist_cls = REGISTRY[spec["distribution"]]
+            kinds = {f.name: f.metadata["kind"] for f in dataclasses.fields(dist_cls)}
+            kwargs = {
+                k: tuple(v) if kinds[k] in ("list", "probs") else v for k, v in spec.items() if k != "distribution"
+            }
+            leaves.append(((*prefix, name), dist_cls(**kwargs)))
+        return cls(tuple(leaves))
+
     @staticmethod
     def valid_name(name: Any) -> bool:
         """W&B's parameter-name pattern, at every nesting level."""

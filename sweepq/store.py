@@ -3,7 +3,9 @@
 Redis is the single source of truth. Each trial state change is one atomic script (see
 `sweepq/lua/`), fenced by the trial's attempt number, so a crash of any process at any point
 leaves a state from which a restart continues. Every key of a sweep carries the `{sweep_id}` hash
-tag so the whole sweep lives in one Redis Cluster slot.
+tag so the whole sweep lives in one Redis Cluster slot. Nothing outside this module (and
+`jobs`, RQ's side) talks to Redis directly: callers get `Sweep` and `Trial` records, and the
+transition scripts return the record they wrote, so nobody reads it back.
 """
 
 from __future__ import annotations
@@ -13,42 +15,25 @@ import math
 import secrets
 import string
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
 from sweepq.errors import NotFound
+from sweepq.model import Settings, StopKind, Sweep, SweepState, Trial, TrialState
 
-__all__ = [
-    "ACTIVE_STATES",
-    "ENDED_STATES",
-    "STATES",
-    "Keys",
-    "Store",
-    "Sweep",
-    "Trial",
-    "job_id",
-]
+if TYPE_CHECKING:
+    from sweepq.config import SweepConfig
 
-STATES = ("queued", "running", "finished", "failed", "crashed", "pruned", "killed", "cancelled")
-ACTIVE_STATES = ("queued", "running")
-ENDED_STATES = tuple(s for s in STATES if s not in ACTIVE_STATES)
-SWEEP_STATES = ("running", "paused", "stopped", "cancelled", "finished")
+__all__ = ["Keys", "LogRecord", "Store", "Transition"]
 
-DEFAULTS: dict[str, Any] = {
-    "heartbeat_timeout": 60.0,  # seconds without a heartbeat before a worker is taken for dead
-    "max_attempts": 3,
-    "grace": 10.0,  # seconds between SIGTERM and SIGKILL
-    "time_limit": 0.0,  # per trial, 0 = none
-    "metric_cap": 10_000,  # log() records kept per trial
-    "log_cap": 1_000,  # stdout/stderr lines kept per trial
-    "stream_cap": 1_000_000,  # entries kept in a sweep's metric stream
-    "fail_pause": 5,  # pause when this many first trials all failed (0 = never)
-}
+# Transition scripts share `_prelude.lua` and its seven KEYS.
+_TRANSITIONS = frozenset({"claim", "create_trial", "expire", "finish", "heartbeat", "request_stop", "rerun"})
+Arg = str | int | float
 
 
 class Keys:
@@ -63,6 +48,11 @@ class Keys:
     @property
     def sweep(self) -> str:
         return f"{self.prefix}:sweep"
+
+    @property
+    def config(self) -> str:
+        """The normalized config, apart from the sweep hash: written once, read once per process."""
+        return f"{self.prefix}:config"
 
     @property
     def events(self) -> str:
@@ -92,21 +82,40 @@ class Keys:
     def log(self, number: int) -> str:
         return f"{self.prefix}:log:{number}"
 
-    def stop(self, number: int) -> str:
-        return f"{self.prefix}:stop:{number}"
+    def wake(self, number: int, attempt: int | None = None) -> str:
+        """The list an attempt's runner blocks on between heartbeats. Per attempt, so an old
+        attempt's "done" never wakes (and ends) the live attempt's watch."""
+        base = f"{self.prefix}:wake:{number}"
+        return base if attempt is None else f"{base}:{attempt}"
 
     def transition(self, number: int) -> list[str]:
-        """The five KEYS every trial transition script takes, in order."""
-        return [self.sweep, self.trial(number), self.queued, self.running, self.events]
+        """The seven KEYS every transition script takes, in `_prelude.lua`'s order."""
+        return [
+            self.sweep,
+            self.trial(number),
+            self.queued,
+            self.running,
+            self.events,
+            self.history(number),
+            self.wake(number),
+        ]
 
-    def new_attempt(self, number: int) -> list[str]:
-        """The KEYS of a transition that may start a new attempt (it clears the history)."""
-        return [*self.transition(number), self.history(number)]
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One log() row: its step, the whole row, and the sweep metric's value in it (if any)."""
+
+    step: int
+    data: Mapping[str, Any]
+    value: float | None
 
 
-def job_id(sweep_id: str, number: int, attempt: int) -> str:
-    """Deterministic, so a re-enqueue after a crash overwrites rather than duplicates."""
-    return f"sweepq-{sweep_id}-{number}-{attempt}"
+@dataclass(frozen=True)
+class Transition:
+    """A transition script's answer and the trial record as the script left it."""
+
+    status: str
+    trial: Trial | None
 
 
 def _new_sweep_id() -> str:
@@ -118,147 +127,21 @@ def _new_sweep_id() -> str:
 def _script_source(name: str) -> str:
     lua = resources.files("sweepq") / "lua"
     body = (lua / f"{name}.lua").read_text()
-    if name in ("log", "set_sweep_state"):
+    if name not in _TRANSITIONS:
         return body
     return (lua / "_prelude.lua").read_text() + "\n" + body
 
 
-def _s(value: Any) -> str:
+def _s(value: bytes | str | int | float) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _f(value: Any) -> float | None:
-    return None if value is None else float(_s(value))
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One trial as stored: what the planner, pruner, status and report read."""
-
-    sweep_id: str
-    number: int
-    state: str
-    params: dict[str, Any]
-    encoded: dict[str, Any]
-    attempt: int
-    job_id: str
-    worker: str | None = None
-    host: str | None = None
-    exit_code: int | None = None
-    created_at: float | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    heartbeat: float | None = None
-    best: float | None = None
-    last: float | None = None
-    history_len: int = 0
-    logged: int = 0
-    dropped: int = 0
-    reason: str | None = None
-    stop: str | None = None
-    stop_reason: str | None = None
-    preemptions: int = 0
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.sweep_id}/{self.number}"
-
-    @classmethod
-    def from_hash(cls, sweep_id: str, raw: Mapping[bytes, bytes]) -> Trial:
-        h = {_s(k): _s(v) for k, v in raw.items()}
-        code = h.get("exit_code")
-        return cls(
-            sweep_id=sweep_id,
-            number=int(h["number"]),
-            state=h["state"],
-            params=json.loads(h.get("params", "{}")),
-            encoded=json.loads(h.get("encoded", "{}")),
-            attempt=int(h.get("attempt", 1)),
-            job_id=h.get("job_id", ""),
-            worker=h.get("worker"),
-            host=h.get("host"),
-            exit_code=int(code) if code not in (None, "") else None,
-            created_at=_f(h.get("created_at")),
-            started_at=_f(h.get("started_at")),
-            ended_at=_f(h.get("ended_at")),
-            heartbeat=_f(h.get("heartbeat")),
-            best=_f(h.get("best")),
-            last=_f(h.get("last")),
-            history_len=int(h.get("history_len", 0)),
-            logged=int(h.get("logged", 0)),
-            dropped=int(h.get("dropped", 0)),
-            reason=h.get("reason") or None,
-            stop=h.get("stop") or None,
-            stop_reason=h.get("stop_reason") or None,
-            preemptions=int(h.get("preemptions", 0)),
-            summary=json.loads(h.get("summary", "{}")),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """The public JSON shape (`sweepq trials --json`)."""
-        return {
-            "id": self.id,
-            "number": self.number,
-            "state": self.state,
-            "params": self.params,
-            "last": self.last,
-            "best": self.best,
-            "history_len": self.history_len,
-            "exit_code": self.exit_code,
-            "attempts": self.attempt,
-            "worker": self.worker,
-            "host": self.host,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "reason": self.stop_reason if self.state in ("pruned", "killed") and self.stop_reason else self.reason,
-            "preemptions": self.preemptions,
-            "summary": self.summary,
-        }
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """A sweep's hash: its config (normalized JSON), state, settings and per-state counts."""
-
-    id: str
-    state: str
-    config: dict[str, Any]
-    settings: dict[str, Any]
-    counts: dict[str, int]
-    created: int
-    cap: int | None
-    created_at: float
-    state_reason: str | None
-
-    @classmethod
-    def from_hash(cls, sweep_id: str, raw: Mapping[bytes, bytes]) -> Sweep:
-        h = {_s(k): _s(v) for k, v in raw.items()}
-        settings = {k: type(v)(h[k]) if k in h else v for k, v in DEFAULTS.items()}
-        settings["queue"] = h.get("queue", "sweepq")
-        settings["seed"] = int(h.get("seed", 0))
-        settings["workdir"] = h.get("workdir", "")
-        settings["algorithm"] = h.get("algorithm", "auto")
-        return cls(
-            id=sweep_id,
-            state=h["state"],
-            config=json.loads(h["config"]),
-            settings=settings,
-            counts={s: int(h.get(f"n:{s}", 0)) for s in STATES},
-            created=int(h.get("next", 0)),
-            cap=int(h["cap"]) if h.get("cap") else None,
-            created_at=float(h.get("created_at", 0)),
-            state_reason=h.get("state_reason") or None,
-        )
-
-    @property
-    def queue(self) -> str:
-        return str(self.settings["queue"])
-
-    @property
-    def active(self) -> int:
-        return self.counts["queued"] + self.counts["running"]
+def _arg(value: Any) -> Arg:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, str)):
+        return value
+    return json.dumps(value)
 
 
 class Store:
@@ -268,83 +151,109 @@ class Store:
         self.r = r
         self.now = now
         self._scripts: dict[str, Any] = {}
+        self._configs: dict[str, dict[str, Any]] = {}  # a sweep's config never changes
 
-    def _run(self, name: str, keys: list[str], args: Iterable[Any]) -> Any:
+    def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.r.register_script(_script_source(name))
-        result = script(keys=keys, args=[_arg(a) for a in args])
-        if isinstance(result, list):
-            return [_s(x) for x in result]
-        return _s(result)
+        return script
+
+    def _call(self, name: str, keys: Sequence[str], args: Iterable[Any]) -> Any:
+        return self._script(name)(keys=list(keys), args=[_arg(a) for a in args])
+
+    def _run(self, name: str, keys: Sequence[str], args: Iterable[Any]) -> str:
+        return _s(self._call(name, keys, args))
+
+    def _transition(self, sweep_id: str, number: int, name: str, args: Iterable[Any]) -> Transition:
+        reply = cast(list[bytes], self._call(name, Keys(sweep_id).transition(number), args))
+        status, flat = _s(reply[0]), reply[1:]
+        if not flat:
+            return Transition(status, None)
+        raw = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return Transition(status, Trial.from_hash(sweep_id, raw))
 
     # --- sweeps -----------------------------------------------------------------------------
 
     def create_sweep(
         self,
-        config: Mapping[str, Any],
+        config: SweepConfig,
+        settings: Settings | None = None,
         *,
-        queue: str = "sweepq",
-        seed: int | None = None,
         cap: int | None = None,
         sweep_id: str | None = None,
-        **settings: Any,
     ) -> str:
-        """Write a new sweep; `config` is the normalized config dict (SweepConfig.to_dict())."""
+        """Write a new sweep from a validated config."""
+        settings = settings or Settings()
         sid = sweep_id or _new_sweep_id()
-        unknown = set(settings) - set(DEFAULTS) - {"workdir", "algorithm"}
-        if unknown:
-            raise TypeError(f"unknown sweep settings: {sorted(unknown)}")
-        fields: dict[str, Any] = {
+        keys = Keys(sid)
+        fields: dict[str, Arg] = {
             "id": sid,
-            "state": "running",
-            "config": json.dumps(config),
-            "queue": queue,
-            "seed": secrets.randbelow(2**31) if seed is None else seed,
+            "state": SweepState.RUNNING.value,
             "created_at": self.now(),
             "next": 0,
-            **{k: settings.get(k, v) for k, v in DEFAULTS.items()},
+            **settings.encode(),
         }
-        for k in ("workdir", "algorithm"):
-            if k in settings:
-                fields[k] = settings[k]
         if cap is not None:
             fields["cap"] = cap
-        keys = Keys(sid)
-        if not self.r.hsetnx(keys.sweep, "id", sid):
+        raw = config.to_dict()
+        if not self.r.set(keys.config, json.dumps(raw), nx=True):
             raise ValueError(f"sweep {sid} exists")
         pipe = self.r.pipeline()
-        pipe.hset(keys.sweep, mapping={k: _arg(v) for k, v in fields.items()})
-        pipe.zadd(Keys.SWEEPS, {sid: fields["created_at"]})
+        pipe.hset(keys.sweep, mapping=cast(Mapping[Any, Any], fields))
+        pipe.zadd(Keys.SWEEPS, {sid: float(fields["created_at"])})
         pipe.execute()
+        self._configs[sid] = raw
         return sid
 
+    def _raw_config(self, sweep_id: str) -> dict[str, Any] | None:
+        raw = self._configs.get(sweep_id)
+        if raw is None:
+            text = self.r.get(Keys(sweep_id).config)
+            if text is None:
+                return None
+            raw = self._configs[sweep_id] = json.loads(_s(cast(bytes, text)))
+        return raw
+
     def sweep(self, sweep_id: str) -> Sweep:
+        """The sweep record: one HGETALL (the config is read once per process)."""
         raw = cast(dict[bytes, bytes], self.r.hgetall(Keys(sweep_id).sweep))
-        if not raw or b"state" not in raw:
+        config = self._raw_config(sweep_id) if raw else None
+        if not raw or b"state" not in raw or config is None:
             raise NotFound(f"no sweep {sweep_id!r} in this Redis")
-        return Sweep.from_hash(sweep_id, raw)
+        return Sweep.from_fields(sweep_id, {_s(k): _s(v) for k, v in raw.items()}, config)
 
     def sweep_ids(self) -> list[str]:
-        return [_s(x) for x in self.r.zrevrange(Keys.SWEEPS, 0, -1)]
+        return [_s(x) for x in cast(list[bytes], self.r.zrevrange(Keys.SWEEPS, 0, -1))]
 
-    def set_sweep_state(self, sweep_id: str, state: str, *, allowed: Iterable[str], reason: str = "") -> str:
+    def set_sweep_state(
+        self,
+        sweep_id: str,
+        state: SweepState,
+        *,
+        allowed: Iterable[SweepState],
+        reason: str = "",
+        waive_failures: bool = False,
+    ) -> str:
+        """'ok', or the current state when the move is not allowed from it."""
         k = Keys(sweep_id)
-        return str(self._run("set_sweep_state", [k.sweep, k.events], [state, reason, self.now(), *allowed]))
+        return self._run(
+            "set_sweep_state",
+            [k.sweep, k.events],
+            [state, reason, self.now(), int(waive_failures), *allowed],
+        )
 
-    def update_settings(self, sweep_id: str, **settings: Any) -> None:
-        self.r.hset(Keys(sweep_id).sweep, mapping={k: _arg(v) for k, v in settings.items()})
+    def set_cap(self, sweep_id: str, cap: int) -> None:
+        self.r.hset(Keys(sweep_id).sweep, "cap", cap)
 
     # --- trials -----------------------------------------------------------------------------
 
     def create_trial(self, sweep_id: str, number: int, *, params: Mapping[str, Any], encoded: Mapping[str, Any]) -> str:
         """'ok', or why not: 'closed' (sweep not running), 'cap', 'race'."""
-        return str(
-            self._run(
-                "create_trial",
-                Keys(sweep_id).transition(number),
-                [number, json.dumps(params), json.dumps(encoded), job_id(sweep_id, number, 1), self.now()],
-            )
+        return self._run(
+            "create_trial",
+            Keys(sweep_id).transition(number),
+            [number, json.dumps(params), json.dumps(encoded), self.now()],
         )
 
     def trial(self, sweep_id: str, number: int) -> Trial:
@@ -354,9 +263,10 @@ class Store:
         return Trial.from_hash(sweep_id, raw)
 
     def trials(self, sweep_id: str, numbers: Iterable[int] | None = None) -> list[Trial]:
+        """Trial records in one pipelined round trip (all of them when `numbers` is None)."""
         k = Keys(sweep_id)
         if numbers is None:
-            numbers = range(int(self.r.hget(k.sweep, "next") or 0))
+            numbers = range(int(cast(bytes, self.r.hget(k.sweep, "next")) or 0))
         numbers = list(numbers)
         pipe = self.r.pipeline(transaction=False)
         for n in numbers:
@@ -364,7 +274,7 @@ class Store:
         return [Trial.from_hash(sweep_id, raw) for raw in pipe.execute() if raw]
 
     def queued_numbers(self, sweep_id: str) -> list[int]:
-        return sorted(int(x) for x in self.r.smembers(Keys(sweep_id).queued))
+        return sorted(int(x) for x in cast(set[bytes], self.r.smembers(Keys(sweep_id).queued)))
 
     def running_numbers(self, sweep_id: str) -> dict[int, float]:
         """Running trial numbers with their last heartbeat time."""
@@ -380,12 +290,16 @@ class Store:
             pipe.lrange(k.history(n), 0, -1)
         return {n: [float(v) for v in vals] for n, vals in zip(numbers, pipe.execute(), strict=True)}
 
-    def claim(self, sweep_id: str, number: int, *, attempt: int, worker: str, host: str) -> str:
-        return str(self._run("claim", Keys(sweep_id).transition(number), [attempt, worker, self.now(), host]))
+    def claim(self, sweep_id: str, number: int, *, attempt: int, worker: str, host: str) -> Transition:
+        """'ok' with the running record, or why the attempt must not run ('paused': leave it
+        queued; 'cancelled', 'stale', 'missing', or the state it is in)."""
+        return self._transition(sweep_id, number, "claim", [attempt, worker, self.now(), host])
 
-    def heartbeat(self, sweep_id: str, number: int, *, attempt: int) -> tuple[str, str]:
-        state, stop = self._run("heartbeat", Keys(sweep_id).transition(number), [attempt, self.now()])
-        return str(state), str(stop)
+    def heartbeat(self, sweep_id: str, number: int, *, attempt: int) -> tuple[TrialState | str, StopKind | None]:
+        """(state, stop request): the state is 'stale' or 'missing' for a superseded attempt."""
+        reply = cast(list[bytes], self._call("heartbeat", Keys(sweep_id).transition(number), [attempt, self.now()]))
+        state, stop = _s(reply[0]), _s(reply[1])
+        return _state(state), StopKind(stop) if stop else None
 
     def finish(
         self,
@@ -396,95 +310,90 @@ class Store:
         outcome: str,
         exit_code: int | None = None,
         reason: str = "",
-    ) -> str:
-        """Record the end of an attempt; returns the state the trial ended in ('queued' if
-        requeued, 'stale' if a newer attempt owns the trial)."""
-        return str(
-            self._run(
-                "finish",
-                Keys(sweep_id).new_attempt(number),
-                [
-                    attempt,
-                    outcome,
-                    "" if exit_code is None else exit_code,
-                    reason,
-                    self.now(),
-                    job_id(sweep_id, number, attempt + 1),
-                ],
-            )
-        )
+    ) -> Transition:
+        """Record the end of an attempt: the state it ended in ('queued' when requeued as a new
+        attempt, whose record comes back for enqueueing; 'stale' when a newer attempt owns it)."""
+        code = "" if exit_code is None else exit_code
+        return self._transition(sweep_id, number, "finish", [attempt, outcome, code, reason, self.now()])
 
-    def expire(self, sweep_id: str, number: int, *, attempt: int, cutoff: float, max_attempts: int) -> str:
-        return str(
-            self._run(
-                "expire",
-                Keys(sweep_id).new_attempt(number),
-                [attempt, cutoff, max_attempts, job_id(sweep_id, number, attempt + 1), self.now()],
-            )
-        )
+    def expire(self, sweep_id: str, number: int, *, attempt: int, cutoff: float, max_attempts: int) -> Transition:
+        """The reaper's transition for an attempt whose heartbeat is older than `cutoff`."""
+        return self._transition(sweep_id, number, "expire", [attempt, cutoff, max_attempts, self.now()])
 
-    def request_stop(self, sweep_id: str, number: int, *, kind: str, reason: str) -> str:
-        k = Keys(sweep_id)
-        return str(self._run("request_stop", [*k.transition(number), k.stop(number)], [kind, reason, self.now()]))
+    def request_stop(self, sweep_id: str, number: int, *, kind: StopKind, reason: str) -> str:
+        """'signalled' (a running attempt will stop), 'already', 'pruned'/'cancelled' (a queued
+        trial ended at once), or the state it is in."""
+        return self._transition(sweep_id, number, "request_stop", [kind, reason, self.now()]).status
 
-    def rerun(self, sweep_id: str, number: int, *, reason: str = "rerun") -> str:
-        attempt = int(self.r.hget(Keys(sweep_id).trial(number), "attempt") or 0)
-        return str(
-            self._run(
-                "rerun", Keys(sweep_id).new_attempt(number), [job_id(sweep_id, number, attempt + 1), self.now(), reason]
-            )
-        )
+    def rerun(self, sweep_id: str, number: int, *, reason: str = "rerun") -> Transition:
+        return self._transition(sweep_id, number, "rerun", [self.now(), reason])
 
     def log(
         self,
-        sweep_id: str,
+        sweep: Sweep,
         number: int,
         *,
         attempt: int,
-        step: int,
-        record: Mapping[str, Any],
-        value: float | None,
-        goal: str,
-        metric_cap: int,
-        stream_cap: int,
-    ) -> tuple[str, str]:
-        """Append one log() record; returns (trial state, stop request or '')."""
-        k = Keys(sweep_id)
-        v = "" if value is None or not math.isfinite(value) else repr(float(value))
-        state, stop = self._run(
-            "log",
-            [k.trial(number), k.history(number), k.metrics],
-            [attempt, step, json.dumps(record, default=str, allow_nan=True), v, goal, metric_cap, stream_cap, number],
-        )
-        return state, stop
-
-    def append_output(self, sweep_id: str, number: int, lines: list[str], *, cap: int) -> None:
-        """Keep the last `cap` lines of a trial's stdout/stderr."""
-        if not lines:
-            return
-        key = Keys(sweep_id).log(number)
+        records: Sequence[LogRecord],
+        source: str = "sdk",
+        output: Sequence[str] = (),
+    ) -> tuple[TrialState | str, StopKind | None]:
+        """Append log() records (and output lines) of an attempt in one round trip; returns the
+        trial's state and any stop request after the last one."""
+        k = Keys(sweep.id)
+        goal = sweep.metric.goal if sweep.metric else "minimize"
+        log_script = self._script("log")
         pipe = self.r.pipeline(transaction=False)
-        pipe.rpush(key, *lines)
-        pipe.ltrim(key, -cap, -1)
-        pipe.execute()
+        if output:
+            self._script("output")(
+                keys=[k.trial(number), k.log(number)], args=[attempt, sweep.settings.log_cap, *output], client=pipe
+            )
+        for rec in records:
+            v = "" if rec.value is None or not math.isfinite(rec.value) else repr(float(rec.value))
+            args: list[Arg] = [
+                attempt,
+                rec.step,
+                json.dumps(rec.data, default=str, allow_nan=True),
+                v,
+                goal,
+                sweep.settings.metric_cap,
+                sweep.settings.stream_cap,
+                number,
+                source,
+            ]
+            log_script(keys=[k.trial(number), k.history(number), k.metrics], args=args, client=pipe)
+        replies = pipe.execute()
+        if not records:
+            return TrialState.RUNNING, None
+        state, stop = (_s(x) for x in replies[-1])
+        return _state(state), StopKind(stop) if stop else None
 
     def output(self, sweep_id: str, number: int, *, tail: int = 1000) -> list[str]:
-        return [_s(x) for x in self.r.lrange(Keys(sweep_id).log(number), -tail, -1)]
+        return [_s(x) for x in cast(list[bytes], self.r.lrange(Keys(sweep_id).log(number), -tail, -1))]
 
-    def set_trial_fields(self, sweep_id: str, number: int, **fields: Any) -> None:
-        self.r.hset(Keys(sweep_id).trial(number), mapping={k: _arg(v) for k, v in fields.items()})
+    def annotate(self, sweep_id: str, number: int, *, attempt: int, **fields: Arg | Mapping[str, Any]) -> bool:
+        """Set a few of the running attempt's own fields (`sdk`, `preempting`, `summary`);
+        fenced: a superseded attempt writes nothing. True if written."""
+        flat: list[Arg] = []
+        for name, value in fields.items():
+            flat += [name, _arg(value)]
+        return self._run("annotate", [Keys(sweep_id).trial(number)], [attempt, *flat]) == "ok"
 
-    def trial_fields(self, sweep_id: str, number: int, *names: str) -> list[str | None]:
-        """A few fields of a trial in one round trip (None where unset)."""
-        raw = cast(list[Any], self.r.hmget(Keys(sweep_id).trial(number), list(names)))
-        return [None if v is None else _s(v) for v in raw]
+    def wait_wake(self, sweep_id: str, number: int, *, attempt: int, timeout: float) -> str | None:
+        """Block up to `timeout` seconds on the attempt's wake list: a stop kind, 'done' or None."""
+        woke = cast(tuple[bytes, bytes] | None, self.r.blpop([Keys(sweep_id).wake(number, attempt)], timeout=timeout))
+        return None if woke is None else _s(woke[1])
 
-    def wake(self, sweep_id: str, number: int, message: str) -> None:
-        """Wake the trial's runner, which blocks on its stop list between heartbeats."""
-        self.r.rpush(Keys(sweep_id).stop(number), message)
+    def wake(self, sweep_id: str, number: int, *, attempt: int, message: str) -> None:
+        """Wake the attempt's runner, which blocks on its wake list between heartbeats."""
+        key = Keys(sweep_id).wake(number, attempt)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.rpush(key, message)
+        pipe.expire(key, 3600)
+        pipe.execute()
 
-    def clear_wake(self, sweep_id: str, number: int) -> None:
-        self.r.delete(Keys(sweep_id).stop(number))
+    def clear_wake(self, sweep_id: str, number: int, *, attempt: int) -> None:
+        self.r.delete(Keys(sweep_id).wake(number, attempt))
 
     # --- streams ----------------------------------------------------------------------------
 
@@ -541,43 +450,19 @@ class Store:
 
     def acquire_lease(self, sweep_id: str, role: str, owner: str, *, ttl: float) -> bool:
         """Take or renew the single-holder lease for `role` (planner, pruner)."""
-        key = Keys(sweep_id).lease(role)
-        ms = int(ttl * 1000)
-        if self.r.set(key, owner, nx=True, px=ms):
-            return True
-        script = self._scripts.get("_renew")
-        if script is None:
-            script = self._scripts["_renew"] = self.r.register_script(_RENEW)
-        return bool(script(keys=[key], args=[owner, ms]))
+        return self._run("acquire_lease", [Keys(sweep_id).lease(role)], [owner, int(ttl * 1000)]) == "1"
 
     def release_lease(self, sweep_id: str, role: str, owner: str) -> None:
-        script = self._scripts.get("_release")
-        if script is None:
-            script = self._scripts["_release"] = self.r.register_script(_RELEASE)
-        script(keys=[Keys(sweep_id).lease(role)], args=[owner])
+        self._run("release_lease", [Keys(sweep_id).lease(role)], [owner])
 
     def lease_holder(self, sweep_id: str, role: str) -> str | None:
         v = self.r.get(Keys(sweep_id).lease(role))
-        return None if v is None else _s(v)
+        return None if v is None else _s(cast(bytes, v))
 
 
-# KEYS: lease key. ARGV: owner, ttl ms. Renew only our own lease.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-# KEYS: lease key. ARGV: owner. Release only our own lease.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-def _arg(value: Any) -> str | int | float:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float, str)):
+def _state(value: str) -> TrialState | str:
+    """A trial state, or the script's word for "not yours" ('stale', 'missing')."""
+    try:
+        return TrialState(value)
+    except ValueError:
         return value
-    return json.dumps(value)

@@ -22,6 +22,7 @@ import redis
 from rq.job import Job, JobStatus
 
 from sweepq import config as cfgmod
+from sweepq.model import Settings
 from sweepq.store import Store
 
 PROGRAM = """
@@ -76,16 +77,8 @@ def run_chaos(
             "parameters": {"x": {"min": 0.0, "max": 1.0}},
         }
     )
-    sid = store.create_sweep(
-        cfg.to_dict(),
-        cap=trials,
-        workdir=str(workdir),
-        seed=seed,
-        heartbeat_timeout=2.0,
-        max_attempts=8,
-        grace=1.0,
-        fail_pause=0,
-    )
+    settings = Settings(workdir=str(workdir), seed=seed, heartbeat_timeout=2.0, max_attempts=8, grace=1.0, fail_pause=0)
+    sid = store.create_sweep(cfg, settings, cap=trials)
     pool: list[subprocess.Popen[bytes]] = []
     names: dict[int, str] = {}
     killed: set[str] = set()

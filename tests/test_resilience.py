@@ -23,7 +23,8 @@ from rq.job import Job, JobStatus
 
 from sweepq import config as cfgmod
 from sweepq.planner import Planner
-from sweepq.store import Store
+from sweepq.model import Settings
+from sweepq.store import LogRecord, Store
 from tests.helpers import Workers, base_env, wait_for
 
 
@@ -82,7 +83,7 @@ def _sweep(store: Store, tmp_path: Path, program: str, *, run_cap: int, **settin
             "parameters": {"x": {"min": 0.0, "max": 1.0}},
         }
     )
-    return store.create_sweep(cfg.to_dict(), cap=run_cap, workdir=str(tmp_path), seed=1, **settings)
+    return store.create_sweep(cfg, Settings(workdir=str(tmp_path), seed=1, **settings), cap=run_cap)
 
 
 def _alive(pid: int) -> bool:
@@ -145,14 +146,14 @@ def test_attempts_are_bounded_then_crashed(r: redis.Redis, tmp_path: Path) -> No
     store = Store(r, now=lambda: now[0])
     sid = _sweep(store, tmp_path, "print(1)", run_cap=1, heartbeat_timeout=5.0, max_attempts=2)
     assert store.create_trial(sid, 0, params={"x": 0.5}, encoded={"x": 0.5}) == "ok"
-    assert store.claim(sid, 0, attempt=1, worker="a", host="h") == "ok"
+    assert store.claim(sid, 0, attempt=1, worker="a", host="h").status == "ok"
     now[0] += 10
-    assert store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=2) == "queued"
-    assert store.finish(sid, 0, attempt=1, outcome="finished", exit_code=0) == "stale"
-    assert store.claim(sid, 0, attempt=1, worker="a", host="h") == "stale"
-    assert store.claim(sid, 0, attempt=2, worker="b", host="h") == "ok"
+    assert store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=2).status == "queued"
+    assert store.finish(sid, 0, attempt=1, outcome="finished", exit_code=0).status == "stale"
+    assert store.claim(sid, 0, attempt=1, worker="a", host="h").status == "stale"
+    assert store.claim(sid, 0, attempt=2, worker="b", host="h").status == "ok"
     now[0] += 10
-    assert store.expire(sid, 0, attempt=2, cutoff=now[0] - 5, max_attempts=2) == "crashed"
+    assert store.expire(sid, 0, attempt=2, cutoff=now[0] - 5, max_attempts=2).status == "crashed"
     trial = store.trial(sid, 0)
     assert trial.state == "crashed" and "2 attempts" in (trial.reason or "")
     sweep = store.sweep(sid)
@@ -422,34 +423,17 @@ def test_a_new_attempt_starts_a_fresh_history(r: redis.Redis, tmp_path: Path) ->
     store = Store(r, now=lambda: now[0])
     sid = _sweep(store, tmp_path, "print(1)", run_cap=1, heartbeat_timeout=5.0)
     assert store.create_trial(sid, 0, params={"x": 0.5}, encoded={"x": 0.5}) == "ok"
-    assert store.claim(sid, 0, attempt=1, worker="a", host="h") == "ok"
+    assert store.claim(sid, 0, attempt=1, worker="a", host="h").status == "ok"
     for i in range(5):
-        store.log(
-            sid,
-            0,
-            attempt=1,
-            step=i,
-            record={"loss": 1.0 - i / 10},
-            value=1.0 - i / 10,
-            goal="minimize",
-            metric_cap=100,
-            stream_cap=1000,
-        )
+        store.log(store.sweep(sid), 0, attempt=1, records=[LogRecord(i, {"loss": 1.0 - i / 10}, 1.0 - i / 10)])
     now[0] += 10
-    assert store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=3) == "queued"
+    assert store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=3).status == "queued"
     trial = store.trial(sid, 0)
     assert (trial.history_len, trial.best, trial.logged) == (0, None, 0)
     assert store.histories(sid, [0]) == {0: []}
-    assert store.claim(sid, 0, attempt=2, worker="b", host="h") == "ok"
-    assert (
-        store.log(
-            sid, 0, attempt=1, step=9, record={"loss": 0.0}, value=0.0, goal="minimize", metric_cap=100, stream_cap=1000
-        )[0]
-        == "stale"
-    )
-    store.log(
-        sid, 0, attempt=2, step=0, record={"loss": 0.9}, value=0.9, goal="minimize", metric_cap=100, stream_cap=1000
-    )
+    assert store.claim(sid, 0, attempt=2, worker="b", host="h").status == "ok"
+    assert store.log(store.sweep(sid), 0, attempt=1, records=[LogRecord(9, {"loss": 0.0}, 0.0)])[0] == "stale"
+    store.log(store.sweep(sid), 0, attempt=2, records=[LogRecord(0, {"loss": 0.9}, 0.9)])
     assert store.histories(sid, [0]) == {0: [0.9]}
     assert store.trial(sid, 0).best == 0.9
 
@@ -465,13 +449,13 @@ def test_pruner_forgets_a_dead_attempts_values(r: redis.Redis, tmp_path: Path) -
     store.claim(sid, 0, attempt=1, worker="a", host="h")
     pruner.start()
     for v in (0.5, 0.4, 0.3):
-        store.log(sid, 0, attempt=1, step=0, record={}, value=v, goal="minimize", metric_cap=100, stream_cap=1000)
+        store.log(store.sweep(sid), 0, attempt=1, records=[LogRecord(0, {}, v)])
     pruner.step(block=0.1)
     assert pruner.histories["0"] == [0.5, 0.4, 0.3]
     now[0] += 10
     store.expire(sid, 0, attempt=1, cutoff=now[0] - 5, max_attempts=3)
     store.claim(sid, 0, attempt=2, worker="b", host="h")
-    store.log(sid, 0, attempt=2, step=0, record={}, value=0.8, goal="minimize", metric_cap=100, stream_cap=1000)
+    store.log(store.sweep(sid), 0, attempt=2, records=[LogRecord(0, {}, 0.8)])
     pruner.step(block=0.1)
     assert pruner.histories["0"] == [0.8]
 

@@ -1,9 +1,9 @@
 -- Create trial `number` of a sweep, queued, iff the sweep is running, `number` is the sweep's
 -- next number (compare-and-set: one writer wins) and the cap (run_cap / --count) is not reached.
--- KEYS: prelude's five.
--- ARGV: number, params json, encoded json, job id, now
+-- KEYS: prelude's seven.
+-- ARGV: number, params json, encoded json, now
 -- Returns: 'ok' | 'closed' (sweep not running) | 'race' | 'cap'
-local number, now = tonumber(ARGV[1]), ARGV[5]
+local number, now = tonumber(ARGV[1]), ARGV[4]
 if redis.call('HGET', sweep, 'state') ~= 'running' then return 'closed' end
 local nextn = tonumber(redis.call('HGET', sweep, 'next') or '0')
 if number ~= nextn then return 'race' end
@@ -11,6 +11,6 @@ local cap = tonumber(redis.call('HGET', sweep, 'cap') or '')
 if cap and nextn >= cap then return 'cap' end
 redis.call('HSET', sweep, 'next', nextn + 1)
 redis.call('HSET', trial, 'number', number, 'params', ARGV[2], 'encoded', ARGV[3],
-           'attempt', 1, 'job_id', ARGV[4], 'created_at', now)
+           'attempt', 1, 'job_id', job_id(number, 1), 'created_at', now)
 move(false, 'queued', now)
 return 'ok'

@@ -1,5 +1,5 @@
 -- The running attempt says it is alive; the answer carries any stop request.
--- KEYS: prelude's five.
+-- KEYS: prelude's seven.
 -- ARGV: attempt, now
 -- Returns: {state, stop request or ''}
 local st = fenced(ARGV[1])

@@ -4,15 +4,17 @@
 -- learns of a prune on its next log() with no extra round trip.
 -- KEYS: trial hash, history list, metrics stream
 -- ARGV: attempt, step, record json, metric value ('' when absent or not finite), goal,
---       per-trial cap, stream cap, trial number
+--       per-trial cap, stream cap, trial number, source ('sdk' or 'stdout': printed
+--       `name=value` lines count only while the program does not use the SDK)
 -- Returns: {state, stop request or ''}; state 'stale' for a superseded attempt
 local trial, hist, metrics = KEYS[1], KEYS[2], KEYS[3]
 local attempt, step, record, value, goal = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local cap, stream_cap, number = tonumber(ARGV[6]), ARGV[7], ARGV[8]
-local st, current, best, stop = unpack(redis.call('HMGET', trial, 'state', 'attempt', 'best', 'stop'))
+local cap, stream_cap, number, source = tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
+local st, current, best, stop, sdk = unpack(redis.call('HMGET', trial, 'state', 'attempt', 'best', 'stop', 'sdk'))
 if not st then return {'missing', ''} end
 if tonumber(current) ~= tonumber(attempt) then return {'stale', ''} end
 if st ~= 'running' then return {st, ''} end
+if source == 'stdout' and sdk then return {st, stop or ''} end
 local logged = redis.call('HINCRBY', trial, 'logged', 1)
 local index = ''
 if logged <= cap then

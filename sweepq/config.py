@@ -18,10 +18,13 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweepq.errors import ConfigError, PathPart, Violation
 from sweepq.model import Metric
+
+if TYPE_CHECKING:
+    from sweepq.stopping import StoppingRule
 from sweepq.space import Distribution, Path, Space, build, dotted
 
 __all__ = [
@@ -126,6 +129,14 @@ class SweepConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SweepConfig:
         return parse(data)
+
+    def stopping_rule(self) -> StoppingRule | None:
+        """The early_terminate rule, ready for the pruner (None without one)."""
+        from sweepq.stopping import Rule
+
+        if self.early_terminate is None or self.metric is None:
+            return None
+        return Rule.from_config(self.early_terminate).build(self.metric.goal)
 
     @classmethod
     def from_normalized(cls, data: Mapping[str, Any]) -> SweepConfig:

@@ -159,6 +159,22 @@ class Store:
             script = self._scripts[name] = self.r.register_script(_script_source(name))
         return script
 
+    def _pipelined(self, calls: Sequence[tuple[str, list[str], list[Arg]]]) -> list[Any]:
+        """Several script calls in one round trip. redis-py's own pipeline would first ask
+        SCRIPT EXISTS (a second round trip every time); these scripts are loaded once per Store,
+        and a server that lost them (a restart) gets the failed calls again one by one."""
+        pipe = self.r.pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(self._script(name).sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                name, keys, args = calls[i]
+                replies[i] = self._script(name)(keys=keys, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+        return list(replies)
+
     def _call(self, name: str, keys: Sequence[str], args: Iterable[Any]) -> Any:
         return self._script(name)(keys=list(keys), args=[_arg(a) for a in args])
 
@@ -342,12 +358,9 @@ class Store:
         trial's state and any stop request after the last one."""
         k = Keys(sweep.id)
         goal = sweep.metric.goal if sweep.metric else "minimize"
-        log_script = self._script("log")
-        pipe = self.r.pipeline(transaction=False)
+        calls: list[tuple[str, list[str], list[Arg]]] = []
         if output:
-            self._script("output")(
-                keys=[k.trial(number), k.log(number)], args=[attempt, sweep.settings.log_cap, *output], client=pipe
-            )
+            calls.append(("output", [k.trial(number), k.log(number)], [attempt, sweep.settings.log_cap, *output]))
         for rec in records:
             v = "" if rec.value is None or not math.isfinite(rec.value) else repr(float(rec.value))
             args: list[Arg] = [
@@ -361,8 +374,8 @@ class Store:
                 number,
                 source,
             ]
-            log_script(keys=[k.trial(number), k.history(number), k.metrics], args=args, client=pipe)
-        replies = pipe.execute()
+            calls.append(("log", [k.trial(number), k.history(number), k.metrics], args))
+        replies = self._pipelined(calls)
         if not records:
             return TrialState.RUNNING, None
         state, stop = (_s(x) for x in replies[-1])

@@ -137,6 +137,7 @@ def plan(
     time_limit: float = _opt("time_limit", "--time-limit"),
     max_attempts: int = _opt("max_attempts", "--max-attempts"),
     algorithm: str = _opt("algorithm", "--algorithm"),
+    retention: float = _opt("retention", "--retention"),
     no_prune: Annotated[bool, typer.Option("--no-prune", help="do not run the pruner here")] = False,
 ) -> None:
     """Create the sweep (or resume one) and plan it to the end with local workers and pruner."""
@@ -153,6 +154,7 @@ def plan(
         time_limit=time_limit,
         max_attempts=max_attempts,
         algorithm=algorithm,
+        retention=retention,
     )
     opts = planmod.PlanOptions(redis=redis_url, workers=workers, count=count, prune=not no_prune, settings=settings)
     sweep_id, url = planmod.create(path, resume=resume, opts=opts)
@@ -312,6 +314,20 @@ def report(
     target = Path(out or f"sweep-{sweep_id}.html")
     target.write_text(rep.html_report(_store(redis_url), sweep_id))
     typer.echo(str(target))
+
+
+@app.command()
+@_guard
+def delete(
+    sweep_id: SweepArg,
+    redis_url: RedisOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="cancel queued and running trials first")] = False,
+) -> None:
+    """Remove a sweep and everything it stored (trials, metrics, output, its RQ jobs)."""
+    from sweepq import control
+
+    n = control.delete(_store(redis_url), sweep_id, force=force)
+    typer.echo(f"sweep {sweep_id} deleted ({n} keys)", err=True)
 
 
 @app.command("server-stop")

@@ -138,6 +138,7 @@ class Settings:
     seed: int = _setting(0, "sampler seed")
     workdir: str = _setting("", "the directory the sweep was created in")
     algorithm: str = _setting("auto", "bayes sampler: auto, tpe or gp")
+    retention: float = _setting(0.0, "seconds to keep a sweep's records after it ends (0 = forever)")
 
     @classmethod
     def help(cls, name: str) -> str:

@@ -138,6 +138,8 @@ class Planner:
         done = self._maybe_end(sweep)
         if done:
             sweep = self.store.sweep(self.sweep_id)
+            if sweep.settings.retention > 0:
+                self.store.expire_sweep(self.sweep_id, max(1, int(sweep.settings.retention)))
         return Progress(sweep=sweep, done=done, best=self.best)
 
     def propose(self) -> Trial | None:

@@ -240,7 +240,16 @@ class Store:
         return Sweep.from_fields(sweep_id, {_s(k): _s(v) for k, v in raw.items()}, config)
 
     def sweep_ids(self) -> list[str]:
-        return [_s(x) for x in cast(list[bytes], self.r.zrevrange(Keys.SWEEPS, 0, -1))]
+        """Every sweep, newest first; sweeps whose retention expired are dropped from the list."""
+        ids = [_s(x) for x in cast(list[bytes], self.r.zrevrange(Keys.SWEEPS, 0, -1))]
+        pipe = self.r.pipeline(transaction=False)
+        for sid in ids:
+            pipe.exists(Keys(sid).sweep)
+        alive = pipe.execute() if ids else []
+        gone = [sid for sid, ok in zip(ids, alive, strict=True) if not ok]
+        if gone:
+            self.r.zrem(Keys.SWEEPS, *gone)
+        return [sid for sid, ok in zip(ids, alive, strict=True) if ok]
 
     def set_sweep_state(
         self,
@@ -258,6 +267,33 @@ class Store:
             [k.sweep, k.events],
             [state, reason, self.now(), int(waive_failures), *allowed],
         )
+
+    def sweep_keys(self, sweep_id: str) -> list[str]:
+        """Every key of the sweep (one SCAN over its hash-tagged prefix) and its RQ jobs'."""
+        keys: list[str] = []
+        for pattern in (f"{Keys(sweep_id).prefix}:*", f"rq:job:sweepq-{sweep_id}-*"):
+            keys += [_s(k) for k in self.r.scan_iter(match=pattern, count=1000)]
+        return keys
+
+    def delete_sweep(self, sweep_id: str) -> int:
+        """Remove a sweep and everything it wrote; returns the number of keys deleted. The
+        caller makes sure nothing of it still runs (`control.delete`)."""
+        keys = self.sweep_keys(sweep_id)
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(0, len(keys), 500):
+            pipe.unlink(*keys[i : i + 500])
+        pipe.zrem(Keys.SWEEPS, sweep_id)
+        pipe.execute()
+        self._configs.pop(sweep_id, None)
+        return len(keys)
+
+    def expire_sweep(self, sweep_id: str, seconds: int) -> None:
+        """Let an ended sweep's keys expire after `seconds` (the retention setting); its entry in
+        the list of sweeps goes when `sweep_ids` next finds it gone."""
+        pipe = self.r.pipeline(transaction=False)
+        for key in self.sweep_keys(sweep_id):
+            pipe.expire(key, seconds)
+        pipe.execute()
 
     def set_cap(self, sweep_id: str, cap: int) -> None:
         self.r.hset(Keys(sweep_id).sweep, "cap", cap)

@@ -154,3 +154,33 @@ def test_fail_pause_is_waived_once_a_person_resumes(r: redis.Redis, tmp_path: Pa
     assert store.set_sweep_state(sid, SweepState.FINISHED, allowed=[SweepState.RUNNING]) == "paused"
     store.set_sweep_state(sid, SweepState.RUNNING, allowed=[SweepState.PAUSED], waive_failures=True)
     assert store.sweep(sid).failures_waived
+
+
+def test_delete_removes_every_key_of_the_sweep_and_its_jobs_only(r: redis.Redis) -> None:
+    from sweepq import control, jobs
+    from sweepq.errors import SweepqError
+
+    store, sid = _store(r)
+    _, other = _store(r)
+    for s in (sid, other):
+        store.create_trial(s, 0, params={"lr": 0.01}, encoded={})
+        jobs.enqueue_trial(r, store.sweep(s), store.trial(s, 0))
+    with pytest.raises(SweepqError, match="--force"):
+        control.delete(store, sid)
+    assert control.delete(store, sid, force=True) > 3
+    assert not list(r.scan_iter(match=f"*{sid}*"))
+    assert store.sweep_ids() == [other]
+    assert store.trial(other, 0).state == "queued" and r.exists(f"rq:job:{store.trial(other, 0).job_id}")
+
+
+def test_retention_lets_an_ended_sweeps_keys_expire(r: redis.Redis) -> None:
+    store, sid = _store(r)
+    store.create_trial(sid, 0, params={"lr": 0.01}, encoded={})
+    store.expire_sweep(sid, 60)
+    ttls = [r.ttl(k) for k in store.sweep_keys(sid)]
+    assert ttls and all(0 < t <= 60 for t in ttls)
+    store.expire_sweep(sid, 1)
+    import time
+
+    time.sleep(1.5)
+    assert store.sweep_ids() == []

@@ -10,6 +10,7 @@ transition scripts return the record they wrote, so nobody reads it back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import secrets
@@ -248,7 +249,8 @@ class Store:
         alive = pipe.execute() if ids else []
         gone = [sid for sid, ok in zip(ids, alive, strict=True) if not ok]
         if gone:
-            self.r.zrem(Keys.SWEEPS, *gone)
+            with contextlib.suppress(redis.exceptions.NoPermissionError):  # a read-only viewer
+                self.r.zrem(Keys.SWEEPS, *gone)
         return [sid for sid, ok in zip(ids, alive, strict=True) if ok]
 
     def set_sweep_state(

@@ -21,6 +21,7 @@ import redis
 
 if TYPE_CHECKING:
     from sweepq.sampler import Sampler
+    from sweepq.space import GridIndex
 
 from sweepq import jobs
 from sweepq.model import Sweep, SweepState, Trial, TrialState, job_id
@@ -66,7 +67,7 @@ class Planner:
         self.config = sweep.config
         self.method = self.config.method
         self.algorithm = algorithm or sweep.settings.algorithm
-        self._grid: list[dict[str, Any]] | None = None
+        self._grid: GridIndex | None = None
         self._sampler: Sampler | None = None
         self.best: Trial | None = None
         # Between events the planner only needs to renew its lease (ttl/3) and reap lost workers
@@ -160,7 +161,7 @@ class Planner:
         self._events_from = self.store.last_event_id(self.sweep_id)
         trials = self.store.trials(self.sweep_id)
         if self.method == "grid":
-            self._grid = self.config.space.grid()
+            self._grid = self.config.space.grid_index()
         else:
             from sweepq.sampler import Sampler
 

@@ -749,6 +749,11 @@ class Space:
         """Every grid point in W&B order, equal values (by YAML) merged; ValueError if none."""
         return list(self.iter_grid())
 
+    def grid_index(self) -> GridIndex:
+        """Random access to the grid, in `iter_grid`'s order, without building it: a planner
+        resumed at trial n of a million-point grid holds one column per parameter, not the grid."""
+        return GridIndex(self)
+
     def grid_size(self) -> int:
         return math.prod(dist.grid_count() for _, dist in self.leaves)
 
@@ -782,3 +787,25 @@ class Space:
     def valid_name(name: Any) -> bool:
         """W&B's parameter-name pattern, at every nesting level."""
         return isinstance(name, str) and bool(_NAME.match(name))
+
+
+class GridIndex:
+    """Grid point n of a space, computed from n (mixed radix, the last parameter fastest)."""
+
+    def __init__(self, space: Space) -> None:
+        self._space = space
+        self._paths = [path for path, _ in space.leaves]
+        self._columns = [dist.grid_values() for _, dist in space.leaves]
+        self._size = math.prod(len(c) for c in self._columns)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, n: int) -> dict[str, Any]:
+        if not 0 <= n < self._size:
+            raise IndexError(n)
+        flat: dict[Path, Any] = {}
+        for path, column in zip(reversed(self._paths), reversed(self._columns), strict=True):
+            n, i = divmod(n, len(column))
+            flat[path] = _fresh(column[i])
+        return self._space.nest(dict(reversed(list(flat.items()))))

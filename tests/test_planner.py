@@ -110,3 +110,21 @@ def test_reaps_a_lost_attempt_and_enqueues_the_next_one(r: redis.Redis) -> None:
     trial = store.trial(sid, 0)
     assert (trial.state, trial.attempt) == (TrialState.QUEUED, 2)
     assert trial.job_id in Queue("planner-test", connection=r).job_ids
+
+
+def test_the_grid_is_planned_by_index_in_w_and_b_order() -> None:
+    """A resumed planner computes grid point n instead of building a million-point list."""
+    cfg = cfgmod.load(
+        {
+            "method": "grid",
+            "parameters": {
+                "b": {"values": [1, 1.0, 2, "x"]},
+                "a": {"parameters": {"lr": {"values": [0.1, 0.01]}, "depth": {"min": 1, "max": 3}}},
+                "c": {"value": {"k": [1, 2]}},
+                "d": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 0.25},
+            },
+        }
+    )
+    index = cfg.space.grid_index()
+    assert len(index) == cfg.space.grid_size() == len(cfg.space.grid())
+    assert [index[n] for n in range(len(index))] == cfg.space.grid()

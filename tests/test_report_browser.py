@@ -118,7 +118,9 @@ def test_dashboard_updates_by_itself(r: redis.Redis, redis_url: str, tmp_path: P
         wait_for(lambda: "live: updated" in w.page.inner_text("#live"), timeout=20, what="the first poll")
         assert w.page.locator("#trials tbody tr").count() == 3
         # more trials arrive while the page is open: it shows them with no reload
-        more = threading.Thread(target=sweepq.agent, args=(sid,), kwargs={"function": _train, "count": 5, "redis": redis_url})
+        more = threading.Thread(
+            target=sweepq.agent, args=(sid,), kwargs={"function": _train, "count": 5, "redis": redis_url}
+        )
         more.start()
         more.join(timeout=120)
         wait_for(lambda: w.page.locator("#trials tbody tr").count() == 8, timeout=30, what="8 rows after polling")

@@ -68,7 +68,12 @@ def rerun(store: Store, sweep_id: str, numbers: Iterable[int] = (), *, failed: b
         raise SweepqError("nothing to rerun: name trials or pass --failed")
     if sweep.state.closed:
         store.set_sweep_state(
-            sweep_id, SweepState.RUNNING, allowed=[sweep.state], reason="resumed: rerun", waive_failures=True
+            sweep_id,
+            SweepState.RUNNING,
+            allowed=[sweep.state],
+            reason="resumed: rerun",
+            waive_failures=True,
+            by_user=True,
         )
     queued = []
     for number in sorted(chosen):
@@ -85,7 +90,10 @@ def _move(
     current = store.sweep(sweep_id).state
     if current == state:
         return
-    if store.set_sweep_state(sweep_id, state, allowed=allowed, reason=reason, waive_failures=waive) != "ok":
+    if (
+        store.set_sweep_state(sweep_id, state, allowed=allowed, reason=reason, waive_failures=waive, by_user=True)
+        != "ok"
+    ):
         raise SweepqError(f"sweep {sweep_id} is {current}; cannot move it to {state}")
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "ENDED_TRIAL_STATES",
     "Metric",
     "Settings",
     "StopKind",
@@ -217,6 +218,7 @@ class Sweep:
     created_at: float
     state_reason: str | None
     failures_waived: bool = False  # resumed by a person after the fail pause: never pause again
+    state_by_user: bool = False  # the last state change was a person's, not sweepq's own
 
     @classmethod
     def from_fields(cls, sweep_id: str, h: Mapping[str, str], raw_config: Mapping[str, Any]) -> Sweep:
@@ -231,6 +233,7 @@ class Sweep:
             created_at=float(h.get("created_at", 0)),
             state_reason=h.get("state_reason") or None,
             failures_waived=bool(h.get("failures_waived")),
+            state_by_user=h.get("state_by") == "user",
         )
 
     @property

@@ -641,6 +641,7 @@ def _resolve_name(spec: Mapping[str, Any], path: tuple[PathPart, ...]) -> tuple[
         return "categorical_w_probabilities", []
     if name not in REGISTRY:
         close = difflib.get_close_matches(name, REGISTRY, n=1)
+        close = [REGISTRY[c].deprecated_by or c for c in close]  # suggest the form to use, not a deprecated one
         hint = f"; did you mean {close[0]}?" if close else f" (one of: {', '.join(REGISTRY)})"
         return None, [Violation(where, f"'{name}' is not a distribution{hint}")]
     return name, []

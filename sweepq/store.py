@@ -261,13 +261,16 @@ class Store:
         allowed: Iterable[SweepState],
         reason: str = "",
         waive_failures: bool = False,
+        by_user: bool = False,
     ) -> str:
-        """'ok', or the current state when the move is not allowed from it."""
+        """'ok', or the current state when the move is not allowed from it. `by_user` records
+        that a person (not sweepq itself) made the move."""
         k = Keys(sweep_id)
+        who = "user" if by_user else "sweepq"
         return self._run(
             "set_sweep_state",
             [k.sweep, k.events],
-            [state, reason, self.now(), int(waive_failures), *allowed],
+            [state, reason, self.now(), int(waive_failures), who, *allowed],
         )
 
     def sweep_keys(self, sweep_id: str) -> list[str]:

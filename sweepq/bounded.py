@@ -45,8 +45,8 @@ MIN_INT = -(2**63)
 _MAX_INT_TEXT = 40
 
 
-def _too_big(size: int) -> str:
-    return f"the config is {size:,} bytes; sweepq reads at most {MAX_BYTES:,}"
+def _too_big() -> str:
+    return f"the config is longer than {MAX_BYTES:,} characters, the most sweepq reads"
 
 
 def _too_deep() -> str:
@@ -115,6 +115,15 @@ def _refuse_long_int(node: Any) -> None:
         raise yaml.constructor.ConstructorError(None, None, msg, node.start_mark)
 
 
+def _unreadable(node: Any, err: Exception) -> Exception:
+    import yaml  # type: ignore[import-untyped,unused-ignore]
+
+    text = repr(node.value) if isinstance(node.value, str) else type(node).__name__
+    text = text if len(text) <= 40 else text[:37] + "..."
+    msg = f"cannot read {text} as {node.tag} ({type(err).__name__})"
+    return yaml.constructor.ConstructorError(None, None, msg, node.start_mark)  # type: ignore[no-any-return]
+
+
 def _yaml_loader(resolvers: list[tuple[str, Any, list[str]]]) -> type:
     """A SafeLoader that counts depth and expanded size while composing, and refuses long ints.
 
@@ -142,6 +151,16 @@ def _yaml_loader(resolvers: list[tuple[str, Any, list[str]]]) -> type:
             _refuse_long_int(node)
             return super().construct_yaml_int(node)
 
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            # PyYAML's scalar constructors raise IndexError on `!!int ''`, ValueError on
+            # `!!float x`, ...: each becomes a located YAML error.
+            try:
+                return super().construct_object(node, deep=deep)
+            except yaml.YAMLError:
+                raise
+            except (ArithmeticError, LookupError, TypeError, ValueError) as err:
+                raise _unreadable(node, err) from None
+
     Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
     for tag, regexp, first in resolvers:
         Loader.add_implicit_resolver(tag, regexp, first)
@@ -151,7 +170,7 @@ def _yaml_loader(resolvers: list[tuple[str, Any, list[str]]]) -> type:
 def _size_check(text: str, origin: str) -> None:
     # Characters, not bytes: a str is what we hold; it bounds the bytes within 4x.
     if len(text) > MAX_BYTES:
-        raise ConfigError([Violation((origin,), _too_big(len(text)))])
+        raise ConfigError([Violation((origin,), _too_big())])
 
 
 def load_yaml(text: str, origin: str, resolvers: list[tuple[str, Any, list[str]]]) -> Any:
@@ -168,7 +187,7 @@ def load_yaml(text: str, origin: str, resolvers: list[tuple[str, Any, list[str]]
         raise ConfigError([Violation((origin,), f"{where}{problem}")]) from None
     except yaml.YAMLError as err:
         raise ConfigError([Violation((origin,), f"invalid YAML: {err}")]) from None
-    except (RecursionError, ValueError, OverflowError) as err:  # belt and braces: never a traceback
+    except (RecursionError, ArithmeticError, LookupError, TypeError, ValueError) as err:  # never a traceback
         raise ConfigError([Violation((origin,), f"invalid YAML: {type(err).__name__}: {err}"[:200])]) from None
 
 

@@ -500,7 +500,9 @@ class QLogNormal(_QMuSigma):
 def _beta(u: float, a: float, b: float) -> float:
     from scipy.special import betaincinv  # type: ignore[import-untyped,unused-ignore]
 
-    return float(betaincinv(a, b, u))
+    x = float(betaincinv(a, b, u))
+    # scipy answers nan once a + b overflows; the law has then collapsed onto its mean.
+    return 1.0 / (1.0 + float(b) / float(a)) if math.isnan(x) else x
 
 
 @dataclass(frozen=True)

@@ -133,10 +133,28 @@ def _yaml_loader(resolvers: list[tuple[str, Any, list[str]]]) -> type:
     not at module level, so importing sweepq stays cheap.
     """
     import yaml  # type: ignore[import-untyped,unused-ignore]
+    from yaml.composer import Composer  # type: ignore[import-untyped,unused-ignore]
+    from yaml.constructor import SafeConstructor  # type: ignore[import-untyped,unused-ignore]
+    from yaml.resolver import Resolver  # type: ignore[import-untyped,unused-ignore]
 
-    class Loader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
+    # libyaml's C scanner and parser (events only) under our Python composer: the pure-Python
+    # scanner looks ahead quadratically in flow nesting (180 KB of `[[[..]]]` took 20 s).
+    try:
+        from yaml._yaml import CParser as Parser  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:  # PyYAML built without libyaml
+        from yaml import Parser, Reader, Scanner  # type: ignore[import-untyped,unused-ignore]
+
+    class Loader(Composer, Parser, SafeConstructor, Resolver):  # type: ignore[misc,unused-ignore]
         def __init__(self, stream: str) -> None:
-            super().__init__(stream)
+            if Parser.__module__ == "yaml.parser":
+                Reader.__init__(self, stream)
+                Scanner.__init__(self)
+                Parser.__init__(self)
+            else:
+                Parser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
             self.sweepq_depth = 0
             self.sweepq_weights: dict[int, int] = {}
 
@@ -214,7 +232,8 @@ def load_json(text: str, origin: str) -> Any:
 def _part(key: Any) -> PathPart:
     """A key as a path element that is always printable (a huge int key is not)."""
     if isinstance(key, str):
-        return key
+        # A lone surrogate cannot be printed to a UTF-8 terminal: show it escaped.
+        return key if key.isascii() else key.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(key, int) and not isinstance(key, bool) and MIN_INT <= key <= MAX_INT:
         return key
     return f"<{type(key).__name__} key>"
@@ -245,3 +264,14 @@ def check_shape(data: Any) -> None:
         elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
             if not MIN_INT <= int(value) <= MAX_INT:
                 raise ConfigError([Violation(path, _int_range())])
+        elif isinstance(value, str) and not value.isascii():
+            _check_text(value, path)
+
+
+def _check_text(text: str, path: tuple[PathPart, ...]) -> None:
+    """JSON's `"\\ud800"` is a lone surrogate: no UTF-8 for argv, Redis or the YAML we print."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        bad = text[err.start]
+        raise ConfigError([Violation(path, f"not valid Unicode text (lone surrogate U+{ord(bad):04X})")]) from None

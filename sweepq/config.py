@@ -169,9 +169,7 @@ def _parse_text(text: str, origin: str, *, as_json: bool) -> Any:
     return bounded.load_yaml(text, origin, [("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))])
 
 
-def load(
-    source: str | os.PathLike[str] | Mapping[str, Any], *, require_program: bool | None = None
-) -> SweepConfig:
+def load(source: str | os.PathLike[str] | Mapping[str, Any], *, require_program: bool | None = None) -> SweepConfig:
     """A .yaml/.yml/.json path, "-" for stdin, or a dict -> SweepConfig; raises ConfigError.
 
     `require_program` (see `parse`) defaults to True for a file or stdin, which is what

@@ -102,7 +102,8 @@ def test_messages_name_the_limit(tmp_path: Path) -> None:
         return msg.split(": ", 1)[1]
 
     assert one("alias-bomb") == "line 8, column 4: more than 100,000 values once YAML aliases are expanded"
-    assert one("deep-list").endswith(": nested more than 64 levels deep")
+    # libyaml (when PyYAML has it) stops at 1000 levels itself; ours stops at 64.
+    assert one("deep-list").endswith((": nested more than 64 levels deep", ": exceeded maximum nesting depth"))
     assert one("deep-groups").endswith(": nested more than 64 levels deep")
     assert one("5000-digit-int").endswith("integer out of range: 10000000000000000000... has 5,001 characters")
     assert one("huge-file") == f"the config is longer than {bounded.MAX_BYTES:,} characters, the most sweepq reads"
@@ -290,3 +291,15 @@ def test_cli_on_binary_junk_and_stdin_bomb(tmp_path: Path) -> None:
 
 def test_sweep_config_type_is_what_validates() -> None:
     assert isinstance(load({"method": "random", "parameters": {"x": {"value": 1}}}), SweepConfig)
+
+
+def test_found_lone_surrogates_validated_then_did_not_load_back(tmp_path: Path) -> None:
+    """Found by the fuzzer: JSON's "\\ud800" validated, and `validate` printed YAML that
+    libyaml refuses (and no program could get it as UTF-8 argv)."""
+    path = tmp_path / "s.json"
+    path.write_text('{"method": "grid", "program": "t.py", "parameters": {"x": {"values": ["\\ud800"]}}}')
+    assert _refused(path) == ["parameters.x.values.0: not valid Unicode text (lone surrogate U+D800)"]
+    with pytest.raises(ConfigError) as err:
+        parse({"method": "random", "parameters": {"x": {"value": {"\ud800": 1}}}})
+    assert str(err.value) == "parameters.x.value.\\ud800: not valid Unicode text (lone surrogate U+D800)"
+    str(err.value).encode("utf-8")  # printable

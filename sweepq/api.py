@@ -1,10 +1,20 @@
-"""Notebook mode, as in `wandb.sweep` + `wandb.agent`: create a sweep and run its trials in the
-calling process."""
+"""`wandb.sweep` + `wandb.agent`, and what `sweepq sweep` / `sweepq agent` run.
+
+`agent()` runs trials of one sweep in the calling process (or terminal), whether or not a
+planner runs elsewhere: if the sweep's planner lease is free it takes it and plans as it goes
+(with the pruner in a thread); if another process holds it, the agent is one more worker that
+takes this sweep's queued trials (and only this sweep's), claiming each like `rq worker` does,
+and takes the lease over if that planner dies. Program trials run in a forked child that leads
+its own process group, as RQ's work horse does, so a stop reaches the program's whole tree, the
+program dies with the agent, and `nohup sweepq agent ID &` survives its terminal.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,38 +22,54 @@ __all__ = ["agent", "sweep"]
 
 
 def sweep(
-    config: Mapping[str, Any] | str,
-    *,
+    sweep: Mapping[str, Any] | str | None = None,
+    entity: str | None = None,
     project: str | None = None,
+    prior_runs: Any = None,
+    *,
+    config: Mapping[str, Any] | str | None = None,
     redis: str | None = None,
     queue: str = "sweepq",
     seed: int | None = None,
     **settings: Any,
 ) -> str:
-    """Validate the config, create the sweep in Redis (embedded if no URL) and return its id."""
-    from sweepq import config as cfgmod
+    """Validate the config, create the sweep in Redis (embedded if no URL) and return its id.
+
+    As `wandb.sweep(sweep, entity=, project=)`; `config=` is sweepq's older spelling.
+    """
+    from sweepq.config import load
+    from sweepq.errors import SweepqError
     from sweepq.server import connect
     from sweepq.store import Store
 
-    cfg = cfgmod.load(config)
+    source = sweep if sweep is not None else config
+    if source is None:
+        raise SweepqError("sweep(): give the sweep config (a dict or a YAML path)")
+    cfg = load(source)
+    for warning in cfg.warnings:
+        print(f"sweepq: warning: {warning}", file=sys.stderr)
     store = Store(connect(redis))
     data = cfg.to_dict()
-    if project and not data.get("project"):
-        data["project"] = project
+    for key, value in (("project", project), ("entity", entity)):
+        if value and not data.get(key):
+            data[key] = value
     return store.create_sweep(data, queue=queue, seed=seed, cap=cfg.run_cap, workdir=os.getcwd(), **settings)
 
 
 def agent(
     sweep_id: str,
-    function: Callable[[], Any],
+    function: Callable[[], Any] | None = None,
     count: int | None = None,
+    project: str | None = None,
+    entity: str | None = None,
     *,
     redis: str | None = None,
+    quiet: bool = False,
 ) -> int:
     """Run up to `count` trials of the sweep here, one after another; returns how many ran.
 
-    The agent plans as it goes (it holds the sweep's planner lease meanwhile), so no
-    `sweepq plan` is needed; early termination acts through `log()` raising `sweepq.Stopped`.
+    `function` runs in this process (notebook mode); without it each trial runs the sweep's
+    program. `project` and `entity` are accepted as in wandb (the sweep id is enough here).
     """
     from sweepq.planner import Planner
     from sweepq.pruner import Pruner
@@ -52,34 +78,57 @@ def agent(
 
     url = resolve(redis)
     store = Store(connect(url, long_running=True))
+    store.sweep(sweep_id)  # a clear error for an unknown id
     planner = Planner(store, sweep_id)
-    if not planner.acquire(wait=planner.lease_ttl + 1):
-        from sweepq.errors import SweepqError
-
-        raise SweepqError(f"sweep {sweep_id} is being planned elsewhere; run workers instead")
     pruner = Pruner(Store(connect(url, long_running=True)), sweep_id)
+    say = _Say(quiet)
     ran = 0
+    planning = False
     try:
         while count is None or ran < count:
-            planner.acquire()
-            trial = planner.propose()
+            planning = planner.acquire()
+            trial = _next_queued(store, sweep_id)
+            if trial is None and planning:
+                trial = planner.propose()
             if trial is None:
-                break
-            _run_with_pruner(store, pruner, trial, url, function)
-            ran += 1
+                if planning or _sweep_over(store, sweep_id):
+                    break
+                time.sleep(0.5)  # a worker of another planner: wait for its next trial
+                continue
+            say.start(trial, planning)
+            started = time.monotonic()
+            final = _run_one(store, pruner if planning else None, trial, url, function)
+            say.end(store, trial, final, time.monotonic() - started)
+            if final not in ("paused", "cancelled", "stale", "missing", "running"):
+                ran += 1
     finally:
-        planner.release()
+        if planning:
+            planner.release()
     return ran
 
 
-def _run_with_pruner(store: Any, pruner: Any, trial: Any, url: str, function: Callable[[], Any]) -> None:
-    import threading
+def _next_queued(store: Any, sweep_id: str) -> Any:
+    """The lowest queued trial of this sweep (its RQ job, if any, then finds it claimed)."""
+    from sweepq.store import Keys
 
-    from sweepq import runner
+    numbers = sorted(int(n) for n in store.r.smembers(Keys(sweep_id).queued))
+    for number in numbers:
+        trial = store.trial(sweep_id, number)
+        if trial.state == "queued":
+            return trial
+    return None
+
+
+def _sweep_over(store: Any, sweep_id: str) -> bool:
+    return str(store.sweep(sweep_id).state) not in ("running", "paused")
+
+
+def _run_one(store: Any, pruner: Any, trial: Any, url: str, function: Callable[[], Any] | None) -> str:
+    import threading
 
     done = threading.Event()
     thread = None
-    if pruner.enabled:
+    if pruner is not None and pruner.enabled:
 
         def _prune() -> None:
             while not done.is_set():
@@ -88,16 +137,85 @@ def _run_with_pruner(store: Any, pruner: Any, trial: Any, url: str, function: Ca
         thread = threading.Thread(target=_prune, daemon=True)
         thread.start()
     try:
-        runner.execute(
-            store,
-            trial.sweep_id,
-            trial.number,
-            attempt=trial.attempt,
-            url=url,
-            worker=f"agent:{socket.gethostname()}:{os.getpid()}",
-            function=function,
-        )
+        worker = f"agent:{socket.gethostname()}:{os.getpid()}"
+        if function is not None:
+            from sweepq import runner
+
+            return runner.execute(
+                store, trial.sweep_id, trial.number, attempt=trial.attempt, url=url, worker=worker, function=function
+            )
+        return _run_in_horse(trial, url, worker)
     finally:
         done.set()
         if thread is not None:
             thread.join(timeout=5)
+
+
+def _run_in_horse(trial: Any, url: str, worker: str) -> str:
+    """Fork a child that leads its own process group and runs the trial there, as RQ's work
+    horse does: the runner's group kill and parent-death guard then work as under `rq worker`."""
+    import signal
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the horse
+        os.close(read_fd)
+        code = 1
+        try:
+            os.setpgid(0, 0)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            from sweepq import runner
+            from sweepq.server import connect
+            from sweepq.store import Store
+
+            final = runner.execute(
+                Store(connect(url, long_running=True)),
+                trial.sweep_id,
+                trial.number,
+                attempt=trial.attempt,
+                url=url,
+                worker=worker,
+            )
+            os.write(write_fd, final.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except ChildProcessError:
+                break
+    except KeyboardInterrupt:
+        # The trial's heartbeat stops: a planner queues it again as its next attempt.
+        import contextlib
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        raise
+    with os.fdopen(read_fd, "rb") as f:
+        return f.read().decode() or "crashed"
+
+
+class _Say:
+    """Per-trial lines on stderr, like W&B's agent (`Agent Starting Run: ... with config:`)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def start(self, trial: Any, planning: bool) -> None:
+        if self.quiet:
+            return
+        lines = [f"sweepq: agent starting trial {trial.number} of sweep {trial.sweep_id} with config:"]
+        lines += [f"sweepq: \t{k}: {v}" for k, v in trial.params.items()]
+        print("\n".join(lines), file=sys.stderr, flush=True)
+
+    def end(self, store: Any, trial: Any, final: str, seconds: float) -> None:
+        if self.quiet:
+            return
+        fresh = store.trial(trial.sweep_id, trial.number)
+        best = "" if fresh.best is None else f", best {fresh.best:g}"
+        why = f": {fresh.reason}" if fresh.reason and final != "finished" else ""
+        print(f"sweepq: trial {trial.number} {final} in {seconds:.1f}s{best}{why}", file=sys.stderr, flush=True)

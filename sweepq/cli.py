@@ -287,6 +287,44 @@ def report(
     typer.echo(str(target))
 
 
+@app.command("sweep")
+@_guard
+def sweep_cmd(
+    path: PathArg,
+    redis_url: RedisOpt = None,
+    project: Annotated[Optional[str], typer.Option("--project", help="recorded with the sweep (as wandb sweep)")] = None,  # noqa: UP045
+    entity: Annotated[Optional[str], typer.Option("--entity", help="recorded with the sweep (as wandb sweep)")] = None,  # noqa: UP045
+    queue: Annotated[str, typer.Option("--queue", help="RQ queue its jobs go to")] = "sweepq",
+) -> None:
+    """Create the sweep and print its id (as `wandb sweep`); run it with `sweepq agent ID`."""
+    from sweepq.api import sweep as make_sweep
+    from sweepq.server import resolve
+
+    url = resolve(redis_url)
+    sweep_id = make_sweep(path, project=project, entity=entity, redis=url, queue=queue)
+    typer.echo(sweep_id)
+    typer.echo(f"sweepq: run it here with: sweepq agent {sweep_id}", err=True)
+
+
+@app.command("agent")
+@_guard
+def agent_cmd(
+    sweep_id: SweepArg,
+    redis_url: RedisOpt = None,
+    count: Annotated[Optional[int], typer.Option("--count", help="run at most this many trials")] = None,  # noqa: UP045
+    project: Annotated[Optional[str], typer.Option("--project", help="accepted, as in wandb agent")] = None,  # noqa: UP045
+    entity: Annotated[Optional[str], typer.Option("--entity", help="accepted, as in wandb agent")] = None,  # noqa: UP045
+) -> None:
+    """Run trials of a sweep in this terminal (as `wandb agent`): it plans if no planner runs,
+    else takes this sweep's queued trials as one more worker. Run it on as many boxes as you like."""
+    from sweepq.api import agent
+
+    if count is not None and count <= 0:
+        raise SweepqError(f"--count: must be a positive integer ({count})")
+    ran = agent(sweep_id, count=count, project=project, entity=entity, redis=redis_url)
+    typer.echo(f"sweepq: agent ran {ran} trial{'s' if ran != 1 else ''} of sweep {sweep_id}", err=True)
+
+
 @app.command("server-stop")
 @_guard
 def server_stop() -> None:

@@ -167,12 +167,13 @@ def _import(program: str, sweep: Sweep) -> Callable[[], Any]:
 
 def _run_function(fn: Callable[[], Any], env: dict[str, str], watch: _Watch) -> Outcome:
     """Run `fn` here, with the trial's environment so `sweepq.init()` inside finds its trial."""
-    from sweepq import sdk
+    from sweepq import sdk, wandb_bridge
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     watch.start(on_stop=None)
     try:
+        wandb_bridge.activate_in_process()
         fn()
         return Outcome("finished", 0)
     except sdk.Stopped:
@@ -181,6 +182,7 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], watch: _Watch) -> 
         traceback.print_exc()
         return Outcome("failed", None, f"{type(err).__name__}: {err}")
     finally:
+        wandb_bridge.finish_in_process()
         sdk.finish_current()
         for k, v in saved.items():
             if v is None:
@@ -193,7 +195,7 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], watch: _Watch) -> 
 
 
 def _run_program(cfg: Any, sweep: Sweep, trial: Trial, env: dict[str, str], watch: _Watch) -> Outcome:
-    from sweepq import command
+    from sweepq import command, wandb_bridge
 
     tmp = Path(tempfile.mkdtemp(prefix=f"sweepq-{trial.sweep_id}-{trial.number}-"))
     try:
@@ -203,6 +205,7 @@ def _run_program(cfg: Any, sweep: Sweep, trial: Trial, env: dict[str, str], watc
         # sweepq is installed, even when the worker was started without activating its venv.
         path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
         full_env = {**os.environ, **env, "SWEEPQ_CONFIG_FILE": str(params_file), "PYTHONUNBUFFERED": "1", "PATH": path}
+        full_env.update(wandb_bridge.program_env(tmp, sweep, trial, full_env))  # W&B's agent env + hook
         argv = command.render(cfg, trial.params, args_json_file=str(params_file), environ=full_env)
         cwd = _workdir(cfg.program, sweep)
         own_group = os.getpgrp() == os.getpid()

@@ -121,8 +121,12 @@ class _RunConfig:
         try:
             return getattr(target, key)
         except AttributeError:
-            module = sys.modules.get("sweepq.config")  # older `from sweepq import config` callers
-            if module is not None and hasattr(module, key):
+            if key.startswith("__"):
+                raise
+            import importlib
+
+            module = importlib.import_module("sweepq.config")  # `from sweepq import config as cfgmod` callers
+            if hasattr(module, key):
                 return getattr(module, key)
             raise
 

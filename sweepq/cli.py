@@ -100,7 +100,10 @@ def plan(
     workers: Annotated[Optional[int], typer.Option("--workers", help="local rq workers (1 embedded, 0 w/ URL)")] = None,  # noqa: UP045
     count: Annotated[Optional[int], typer.Option("--count", help="run at most this many trials")] = None,  # noqa: UP045
     detach: Annotated[bool, typer.Option("--detach", help="print the sweep id and plan in the background")] = False,
-    queue: Annotated[str, typer.Option("--queue", help="RQ queue name")] = "sweepq",
+    queue: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--queue", help="RQ queue (default: sweepq; the sweep's own with the embedded server)"),
+    ] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="continue planning this sweep")] = None,  # noqa: UP045
     seed: Annotated[Optional[int], typer.Option("--seed", help="sampler seed")] = None,  # noqa: UP045
     heartbeat_timeout: Annotated[float, typer.Option(help="seconds until a silent worker is dead")] = 60.0,

@@ -24,7 +24,7 @@ class PlanOptions:
     redis: str | None = None
     workers: int | None = None
     count: int | None = None
-    queue: str = "sweepq"
+    queue: str | None = None  # None: "sweepq", or a queue of the sweep's own for local-only sweeps
     seed: int | None = None
     heartbeat_timeout: float = 60.0
     grace: float = 10.0
@@ -56,9 +56,11 @@ def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[
             store.update_settings(resume, cap=sweep.created + opts.count)
         return resume, url
     caps = [c for c in (cfg.run_cap, opts.count) if c is not None]
+    sweep_id, queue = _sweep_queue(opts)
     sweep_id = store.create_sweep(
         cfg.to_dict(),
-        queue=opts.queue,
+        sweep_id=sweep_id,
+        queue=queue,
         seed=opts.seed,
         cap=min(caps) if caps else None,
         heartbeat_timeout=opts.heartbeat_timeout,
@@ -69,6 +71,20 @@ def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[
         algorithm=opts.algorithm,
     )
     return sweep_id, url
+
+
+def _sweep_queue(opts: PlanOptions) -> tuple[str | None, str]:
+    """Workers that `plan` starts on an embedded server take only this sweep's jobs: the sweep
+    gets a queue of its own, so another sweep's leftover queued jobs wait for their own planner.
+    With a Redis URL (remote workers listen on "sweepq") or an explicit --queue, as asked."""
+    if opts.queue is not None:
+        return None, opts.queue
+    if opts.redis or os.environ.get("SWEEPQ_REDIS_URL"):
+        return None, "sweepq"
+    from sweepq.store import _new_sweep_id
+
+    sweep_id = _new_sweep_id()
+    return sweep_id, f"sweepq-{sweep_id}"
 
 
 def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> None:
@@ -88,8 +104,6 @@ def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> None:
         url,
         "--workers",
         str(_workers(opts)),
-        "--queue",
-        opts.queue,
     ]
     if not opts.prune:
         argv.append("--no-prune")
@@ -130,7 +144,8 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
                     target=pruner.run, kwargs={"should_exit": stop.is_set}, name="sweepq-pruner", daemon=True
                 )
             )
-    workers = spawn_local_workers(url, opts.queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
+    queue = store.sweep(sweep_id).queue  # the sweep's own (also on --resume)
+    workers = spawn_local_workers(url, queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
     for t in threads:
         t.start()
     display = _Display(store)

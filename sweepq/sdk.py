@@ -35,7 +35,7 @@ class Config(MutableMapping[str, Any]):
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._data[key] = Config(value) if isinstance(value, Mapping) else value
+        self._data[key] = _Group(value) if isinstance(value, Mapping) else value
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
@@ -63,8 +63,8 @@ class Config(MutableMapping[str, Any]):
         like wandb, takes a dict, an argparse Namespace or any object with attributes."""
         for key, value in {**(config_dict(args[0]) if args else {}), **kwargs}.items():
             current = self._data.get(key)
-            if isinstance(current, Config) and isinstance(value, Mapping):
-                current.update(value)
+            if isinstance(current, _Group) and isinstance(value, Mapping):
+                current.merge(value)
             else:
                 self[key] = value
 
@@ -78,7 +78,35 @@ class Config(MutableMapping[str, Any]):
         """wandb's `config.persist()`: nothing to write here (the trial's parameters are in Redis)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v.as_dict() if isinstance(v, Config) else v for k, v in self._data.items()}
+        return {k: v.as_dict() if isinstance(v, _Group) else v for k, v in self._data.items()}
+
+
+class _Group(dict[str, Any]):
+    """A nested parameter group: a real dict (as in wandb.config, so json.dumps works) that also
+    has attribute access (`config.optimizer.lr`)."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        super().__init__({k: _Group(v) if isinstance(v, Mapping) else v for k, v in data.items()})
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = _Group(value) if isinstance(value, Mapping) else value
+
+    def merge(self, data: Mapping[str, Any]) -> None:
+        for key, value in data.items():
+            current = self.get(key)
+            if isinstance(current, _Group) and isinstance(value, Mapping):
+                current.merge(value)
+            else:
+                self[key] = _Group(value) if isinstance(value, Mapping) else value
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v.as_dict() if isinstance(v, _Group) else v for k, v in self.items()}
 
 
 def config_dict(source: Any) -> dict[str, Any]:

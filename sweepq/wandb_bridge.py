@@ -162,6 +162,8 @@ def patch(wandb: ModuleType) -> None:
             cls.log = _wrap_log(cls.__dict__["log"])  # type: ignore[attr-defined]
         if "finish" in cls.__dict__:
             cls.finish = _wrap_finish(cls.__dict__["finish"])  # type: ignore[attr-defined]
+        if "define_metric" in cls.__dict__:
+            cls.define_metric = _wrap_define_metric(cls.__dict__["define_metric"])  # type: ignore[attr-defined]
 
 
 _bridged: dict[str, Any] = {}  # the wandb run connected to this trial: {"run": run}
@@ -209,6 +211,23 @@ def _wrap_log(real_log: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return log
+
+
+def _wrap_define_metric(real: Callable[..., Any]) -> Callable[..., Any]:
+    """`summary="min"` and friends shape sweepq's summary of the trial too."""
+
+    @functools.wraps(real)
+    def define_metric(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        result = real(self, name, *args, **kwargs)
+        if _bridged.get("run") is self and kwargs.get("summary"):
+            from sweepq import sdk
+
+            current = sdk.current()
+            if current is not None:
+                current.define_metric(name, summary=kwargs["summary"], goal=kwargs.get("goal"))
+        return result
+
+    return define_metric
 
 
 def _wrap_finish(real_finish: Callable[..., Any]) -> Callable[..., Any]:

@@ -295,7 +295,7 @@ def report(
 def sweep_cmd(
     path: PathArg,
     redis_url: RedisOpt = None,
-    project: Annotated[Optional[str], typer.Option("--project", help="recorded with the sweep (as wandb sweep)")] = None,  # noqa: UP045
+    project: Annotated[str | None, typer.Option("--project", help="recorded with the sweep (as wandb sweep)")] = None,  # noqa: UP045
     entity: Annotated[Optional[str], typer.Option("--entity", help="recorded with the sweep (as wandb sweep)")] = None,  # noqa: UP045
     queue: Annotated[str, typer.Option("--queue", help="RQ queue its jobs go to")] = "sweepq",
 ) -> None:

@@ -147,7 +147,7 @@ def patch(wandb: ModuleType) -> None:
     if getattr(wandb, _PATCHED, False):
         return
     setattr(wandb, _PATCHED, True)
-    wandb.init = _wrap_init(wandb.init)
+    wandb.init = _wrap_init(wandb.init)  # type: ignore[attr-defined]
     from wandb.sdk import wandb_run
 
     classes: list[type] = [wandb_run.Run]
@@ -257,5 +257,6 @@ def _sync_summary(run: Any) -> None:
         return
     from sweepq.sdk import _plain_row
 
-    extra = {k: v for k, v in items.items() if not str(k).startswith("_") and k not in current.summary}
-    current.summary.update(_plain_row(extra))
+    summary = current.summary
+    extra = {k: v for k, v in items.items() if not str(k).startswith("_") and k not in summary}
+    summary.update(_plain_row(extra))

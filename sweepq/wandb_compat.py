@@ -143,7 +143,9 @@ plot = _Plot()
 class Artifact:
     """Files named by an artifact stay where they are; nothing is uploaded or versioned."""
 
-    def __init__(self, name: str, type: str = "", description: str | None = None, metadata: Any = None, **_: Any) -> None:  # noqa: A002
+    def __init__(
+        self, name: str, type: str = "", description: str | None = None, metadata: Any = None, **_: Any
+    ) -> None:  # noqa: A002
         self.name, self.type, self.description = name, type, description
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.files: list[str] = []

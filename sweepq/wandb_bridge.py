@@ -249,7 +249,7 @@ def _sync_summary(run: Any) -> None:
     from sweepq import sdk
 
     current = sdk.current()
-    if current is None or current._finished or _bridged.get("run") is not run:
+    if current is None or current._finished or id(_bridged.get("run")) != id(run):
         return
     try:
         items = dict(run.summary.items())

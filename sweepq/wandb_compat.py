@@ -16,6 +16,7 @@ __all__ = [
     "Api",
     "Artifact",
     "Audio",
+    "Chart",
     "Html",
     "Histogram",
     "Image",
@@ -123,18 +124,15 @@ class _Plot:
             raise AttributeError(name)
 
         def chart(*args: Any, **kwargs: Any) -> _Media:
-            return _Chart(name, *args, **kwargs)
+            return Chart(name, *args, **kwargs)
 
         return chart
 
 
-class _Chart(_Media):
+class Chart(_Media):
     def __init__(self, kind: str, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
-
-    def __repr__(self) -> str:
-        return "<Chart>"
 
 
 plot = _Plot()

@@ -173,3 +173,24 @@ def test_notebook_mode_with_the_alias(r, redis_url, tmp_path):
     assert sweep.config["project"] == "demo" and sweep.config["entity"] == "me"
     rows = trials_json(redis_url, got["sweep_id"])
     assert [t["state"] for t in rows] == ["finished", "finished"]
+
+
+def test_agent_is_a_worker_when_a_planner_runs_elsewhere(r, redis_url, plans, tmp_path):
+    # `sweepq plan --workers 0` holds the lease and queues trials; `sweepq agent` takes them
+    # (this sweep's only) and runs the program in this terminal, as `wandb agent` would.
+    plan = plans.start(
+        {
+            "program": program("quad.py"),
+            "method": "grid",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"values": [0, 1]}, "y": {"value": 0}},
+        }
+    )
+    sid = plan.sweep_id()
+    done = cli("agent", sid, "--redis", redis_url, timeout=90, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "agent ran 2 trials" in done.stderr, done.stderr
+    assert plan.wait(60) == 0, plan.stderr()
+    rows = trials_json(redis_url, sid)
+    assert [t["state"] for t in rows] == ["finished", "finished"]
+    assert all(t["worker"].startswith("agent:") for t in rows), rows

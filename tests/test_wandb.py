@@ -194,3 +194,60 @@ def test_agent_is_a_worker_when_a_planner_runs_elsewhere(r, redis_url, plans, tm
     rows = trials_json(redis_url, sid)
     assert [t["state"] for t in rows] == ["finished", "finished"]
     assert all(t["worker"].startswith("agent:") for t in rows), rows
+
+
+def test_function_mode_connects_the_real_wandb_in_process(r, redis_url, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "fn.json"
+    env = _env(tmp_path, SWEEPQ_REDIS_URL=redis_url)
+    done = subprocess.run(
+        [sys.executable, program("wandb_function.py"), str(out)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    got = json.loads(out.read_text())
+    assert got["ran"] == 2
+    assert sorted(s["lr"] for s in got["seen"]) == [0.1, 0.2]
+    assert len({s["id"] for s in got["seen"]}) == 2  # a new wandb run per trial
+    for t in trials_json(redis_url, got["sweep_id"]):
+        assert t["state"] == "finished", t
+        assert t["history_len"] == 3
+        assert t["best"] == pytest.approx(t["params"]["lr"])
+
+
+def test_program_env_is_w_and_bs_agent_env(tmp_path):
+    from sweepq import wandb_bridge
+    from sweepq.store import Sweep, Trial
+
+    trial = Trial(sweep_id="abc", number=3, state="running", params={"lr": 0.1}, encoded={}, attempt=2, job_id="j")
+    sweep = Sweep(
+        id="abc",
+        state="running",
+        config={"project": "demo", "entity": "team"},
+        settings={},
+        counts={},
+        created=4,
+        cap=None,
+        created_at=0.0,
+        state_reason=None,
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    none = wandb_bridge.program_env(tmp_path, sweep, trial, {"HOME": str(home)})
+    assert none["WANDB_MODE"] == "disabled" and none["WANDB_SWEEP_ID"] == "abc"
+    assert none["WANDB_RUN_ID"] == "abc-3-2"
+    assert none["PYTHONPATH"] == str(wandb_bridge.HOOK_DIR)
+    assert Path(none["WANDB_SWEEP_PARAM_PATH"]).read_text().startswith("wandb_version: 1")
+    online = wandb_bridge.program_env(tmp_path, sweep, trial, {"HOME": str(home), "WANDB_API_KEY": "k" * 40})
+    assert "WANDB_MODE" not in online and "WANDB_SWEEP_ID" not in online  # W&B's server knows no such sweep
+    assert (online["WANDB_PROJECT"], online["WANDB_ENTITY"], online["WANDB_RUN_GROUP"]) == (
+        "demo",
+        "team",
+        "sweepq-abc",
+    )

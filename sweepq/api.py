@@ -11,6 +11,7 @@ program dies with the agent, and `nohup sweepq agent ID &` survives its terminal
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -127,33 +128,52 @@ def _run_one(store: Any, pruner: Any, trial: Any, url: str, function: Callable[[
     import threading
 
     done = threading.Event()
-    thread = None
-    if pruner is not None and pruner.enabled:
+    threads: list[threading.Thread] = []
+
+    def start_pruner() -> None:
+        if pruner is None or not pruner.enabled:
+            return
 
         def _prune() -> None:
             while not done.is_set():
                 pruner.step(block=0.2)
 
-        thread = threading.Thread(target=_prune, daemon=True)
-        thread.start()
+        threads.append(threading.Thread(target=_prune, daemon=True))
+        threads[0].start()
+
     try:
         worker = f"agent:{socket.gethostname()}:{os.getpid()}"
         if function is not None:
             from sweepq import runner
 
+            start_pruner()
             return runner.execute(
                 store, trial.sweep_id, trial.number, attempt=trial.attempt, url=url, worker=worker, function=function
             )
-        return _run_in_horse(trial, url, worker)
+        _drop_job(store, trial)
+        return _run_in_horse(trial, url, worker, after_fork=start_pruner)
     finally:
         done.set()
-        if thread is not None:
+        for thread in threads:
             thread.join(timeout=5)
 
 
-def _run_in_horse(trial: Any, url: str, worker: str) -> str:
+def _drop_job(store: Any, trial: Any) -> None:
+    """The trial's RQ job, if a planner queued one, leaves the queue: this agent runs it (an rq
+    worker that already took it loses the claim and does nothing)."""
+    import contextlib
+
+    from rq.queue import Queue
+
+    with contextlib.suppress(Exception):
+        Queue(store.sweep(trial.sweep_id).queue, connection=store.r).remove(trial.job_id)
+
+
+def _run_in_horse(trial: Any, url: str, worker: str, *, after_fork: Callable[[], None]) -> str:
     """Fork a child that leads its own process group and runs the trial there, as RQ's work
-    horse does: the runner's group kill and parent-death guard then work as under `rq worker`."""
+    horse does: the runner's group kill and parent-death guard then work as under `rq worker`.
+    The fork happens before any thread of ours starts (a lock held by a thread at fork time
+    would stay held forever in the child)."""
     import signal
 
     read_fd, write_fd = os.pipe()
@@ -181,17 +201,12 @@ def _run_in_horse(trial: Any, url: str, worker: str) -> str:
         finally:
             os._exit(code)
     os.close(write_fd)
+    after_fork()
     try:
-        while True:
-            try:
-                os.waitpid(pid, 0)
-                break
-            except ChildProcessError:
-                break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
     except KeyboardInterrupt:
         # The trial's heartbeat stops: a planner queues it again as its next attempt.
-        import contextlib
-
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         raise

@@ -120,24 +120,30 @@ def test_argumentless_nested_script_on_rq_workers(r, redis_url, workers, plans, 
 HYPERBAND = {"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3}
 
 
-def test_wandb_logged_metrics_drive_hyperband_pruning(r, redis_url, workers, plans, tmp_path):
-    # Bands 3 and 9 (max_iter 27, s 2). One worker runs the grid in order: the winner logs its 8
-    # epochs first, then the loser is worse at band 3 and is pruned there by the real pruner,
-    # from values the unchanged script sent with wandb.log.
+@pytest.mark.parametrize("runner", ["rq-worker", "agent"])
+def test_wandb_logged_metrics_drive_hyperband_pruning(r, redis_url, workers, plans, tmp_path, runner):
+    # Bands 3 and 9 (max_iter 27, s 2). One worker (or `sweepq agent`, planning and pruning by
+    # itself) runs the grid in order: the winner logs its 8 epochs first, then the loser is worse
+    # at band 3 and is pruned there, from values the unchanged script sent with wandb.log.
     env = _env(tmp_path)
-    workers.start(1, env=env)
-    plan = plans.start(
-        {
-            "program": program("wandb_argparse.py"),
-            "method": "grid",
-            "metric": {"name": "val/loss", "goal": "minimize"},
-            "early_terminate": HYPERBAND,
-            "parameters": {"slope": {"values": [1.0, 0.1]}, "epochs": {"value": 8}, "delay": {"value": 0.2}},
-        },
-        env=env,
-    )
-    sid = plan.sweep_id()
-    assert plan.wait(150) == 0, plan.stderr()
+    config = {
+        "program": program("wandb_argparse.py"),
+        "method": "grid",
+        "metric": {"name": "val/loss", "goal": "minimize"},
+        "early_terminate": HYPERBAND,
+        "parameters": {"slope": {"values": [1.0, 0.1]}, "epochs": {"value": 8}, "delay": {"value": 0.2}},
+    }
+    if runner == "rq-worker":
+        workers.start(1, env=env)
+        plan = plans.start(config, env=env)
+        sid = plan.sweep_id()
+        assert plan.wait(150) == 0, plan.stderr()
+    else:
+        made = cli("sweep", str(write_config(tmp_path, config)), "--redis", redis_url, env=env)
+        sid = made.stdout.strip()
+        ran = cli("agent", sid, "--redis", redis_url, env=env, timeout=150, cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        assert "trial 1 pruned" in ran.stderr, ran.stderr
     rows = {t["params"]["slope"]: t for t in trials_json(redis_url, sid)}
     assert rows[1.0]["state"] == "finished", rows[1.0]
     assert rows[1.0]["history_len"] == 8

@@ -83,6 +83,7 @@ def agent(
     planner = Planner(store, sweep_id)
     pruner = Pruner(Store(connect(url, long_running=True)), sweep_id)
     say = _Say(quiet)
+    me = f"{socket.gethostname()}:{os.getpid()}"
     ran = 0
     planning = False
     try:
@@ -94,18 +95,85 @@ def agent(
             if trial is None:
                 if planning or _sweep_over(store, sweep_id):
                     break
-                time.sleep(0.5)  # a worker of another planner: wait for its next trial
+                _Waiting(store, sweep_id).announce(me)  # the planning agent makes a trial for us
+                time.sleep(0.5)
                 continue
+            _Waiting(store, sweep_id).withdraw(me)
             say.start(trial, planning)
             started = time.monotonic()
-            final = _run_one(store, pruner if planning else None, trial, url, function)
+            helper = _Helper(planner, pruner, store, sweep_id) if planning else None
+            final = _run_one(trial, url, function, helper)
             say.end(store, trial, final, time.monotonic() - started)
             if final not in ("paused", "cancelled", "stale", "missing", "running"):
                 ran += 1
     finally:
+        _Waiting(store, sweep_id).withdraw(me)
         if planning:
             planner.release()
     return ran
+
+
+class _Waiting:
+    """Agents without the lease that wait for a trial (a sorted set of last announcements)."""
+
+    ttl = 5.0
+
+    def __init__(self, store: Any, sweep_id: str) -> None:
+        from sweepq.store import Keys
+
+        self.r, self.key = store.r, f"{Keys(sweep_id).prefix}:agents"
+
+    def announce(self, me: str) -> None:
+        self.r.zadd(self.key, {me: time.time()})
+
+    def withdraw(self, me: str) -> None:
+        self.r.zrem(self.key, me)
+
+    def count(self) -> int:
+        self.r.zremrangebyscore(self.key, 0, time.time() - self.ttl)
+        return int(self.r.zcard(self.key))
+
+
+class _Helper:
+    """While the planning agent runs its own trial: the pruner, and a trial queued for each
+    agent that waits for one (other boxes, other terminals), so all of them work."""
+
+    def __init__(self, planner: Any, pruner: Any, store: Any, sweep_id: str) -> None:
+        import threading
+
+        self.planner, self.pruner, self.store, self.sweep_id = planner, pruner, store, sweep_id
+        self.done = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        import threading
+
+        targets = [self._feed] + ([self._prune] if self.pruner.enabled else [])
+        for target in targets:
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self) -> None:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+    def _prune(self) -> None:
+        while not self.done.is_set():
+            self.pruner.step(block=0.2)
+
+    def _feed(self) -> None:
+        from sweepq.store import Keys
+
+        waiting = _Waiting(self.store, self.sweep_id)
+        while not self.done.wait(0.5):
+            if not self.planner.acquire():
+                return
+            queued = int(self.store.r.scard(Keys(self.sweep_id).queued))
+            for _ in range(waiting.count() - queued):
+                if self.planner.propose() is None:
+                    return
 
 
 def _next_queued(store: Any, sweep_id: str) -> Any:
@@ -124,48 +192,44 @@ def _sweep_over(store: Any, sweep_id: str) -> bool:
     return str(store.sweep(sweep_id).state) not in ("running", "paused")
 
 
-def _run_one(store: Any, pruner: Any, trial: Any, url: str, function: Callable[[], Any] | None) -> str:
-    import threading
-
-    done = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def start_pruner() -> None:
-        if pruner is None or not pruner.enabled:
-            return
-
-        def _prune() -> None:
-            while not done.is_set():
-                pruner.step(block=0.2)
-
-        threads.append(threading.Thread(target=_prune, daemon=True))
-        threads[0].start()
-
+def _run_one(trial: Any, url: str, function: Callable[[], Any] | None, helper: _Helper | None) -> str:
+    start = helper.start if helper is not None else (lambda: None)
     try:
         worker = f"agent:{socket.gethostname()}:{os.getpid()}"
         if function is not None:
             from sweepq import runner
+            from sweepq.server import connect
+            from sweepq.store import Store
 
-            start_pruner()
+            start()
             return runner.execute(
-                store, trial.sweep_id, trial.number, attempt=trial.attempt, url=url, worker=worker, function=function
+                Store(connect(url, long_running=True)),
+                trial.sweep_id,
+                trial.number,
+                attempt=trial.attempt,
+                url=url,
+                worker=worker,
+                function=function,
             )
-        _drop_job(store, trial)
-        return _run_in_horse(trial, url, worker, after_fork=start_pruner)
+        _drop_job(url, trial)
+        return _run_in_horse(trial, url, worker, after_fork=start)
     finally:
-        done.set()
-        for thread in threads:
-            thread.join(timeout=5)
+        if helper is not None:
+            helper.stop()
 
 
-def _drop_job(store: Any, trial: Any) -> None:
+def _drop_job(url: str, trial: Any) -> None:
     """The trial's RQ job, if a planner queued one, leaves the queue: this agent runs it (an rq
     worker that already took it loses the claim and does nothing)."""
     import contextlib
 
     from rq.queue import Queue
 
+    from sweepq.server import connect
+    from sweepq.store import Store
+
     with contextlib.suppress(Exception):
+        store = Store(connect(url))
         Queue(store.sweep(trial.sweep_id).queue, connection=store.r).remove(trial.job_id)
 
 

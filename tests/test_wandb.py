@@ -257,3 +257,28 @@ def test_program_env_is_w_and_bs_agent_env(tmp_path):
         "team",
         "sweepq-abc",
     )
+
+
+def test_two_agents_share_one_sweep(r, redis_url, tmp_path):
+    # Two terminals (or boxes) run `sweepq agent ID`: one plans, the other waits for trials and
+    # the planning agent queues one for it; every trial runs once.
+    import subprocess
+    import sys
+
+    config = {
+        "program": program("quad.py"),
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"values": [0, 1, 2, 3]}, "sleep": {"value": 1.5}},
+    }
+    made = cli("sweep", str(write_config(tmp_path, config)), "--redis", redis_url)
+    sid = made.stdout.strip()
+    argv = [sys.executable, "-m", "sweepq", "agent", sid, "--redis", redis_url]
+    agents = [subprocess.Popen(argv, env=base_env(), cwd=tmp_path, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [a.communicate(timeout=120)[1] for a in agents]
+    assert [a.returncode for a in agents] == [0, 0], outs
+    ran = [int(next(line for line in o.splitlines() if "agent ran" in line).split()[3]) for o in outs]
+    assert sum(ran) == 4 and min(ran) >= 1, outs
+    rows = trials_json(redis_url, sid)
+    assert [t["state"] for t in rows] == ["finished"] * 4
+    assert all(t["attempts"] == 1 for t in rows)

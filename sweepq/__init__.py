@@ -8,10 +8,11 @@ module-level `config`, `run` and `summary`, and wandb's helper names (`Table`, `
 `watch`, `save`, `login`...; see sweepq.wandb_compat). `sweepq.config` is the run's config, as
 `wandb.config` is, even though a submodule `sweepq.config` (the sweep config parser) exists:
 the package's module class has `config`, `run` and `summary` properties, which win over the
-attribute the import system sets when it loads a submodule of that name. Internal code imports
-the parser by its full name (`from sweepq.config import load`); for older code that still does
-`from sweepq import config as cfgmod`, the run config falls back to the parser module's names
-for attributes that are not config keys.
+attribute the import system sets when it loads a submodule of that name (renaming the parser
+module would have touched every module). Import the parser by its full name (`from
+sweepq.config import load`); code that still does `from sweepq import config as cfgmod` (cli.py,
+launch.py) keeps working because the run config falls back to the parser module's names for
+attributes that are not config keys, which is safe in processes without a run.
 """
 
 from __future__ import annotations

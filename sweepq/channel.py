@@ -46,6 +46,8 @@ class Attached:
     attempt: int
     params: dict[str, Any]
     metric: str | None
+    project: str | None = None
+    entity: str | None = None
 
 
 class TrialLink(ABC):
@@ -109,7 +111,15 @@ class SocketLink(TrialLink):
 
     def attach(self) -> Attached:
         r = self._ask({"op": "attach"})
-        return Attached(str(r["sweep"]), int(r["trial"]), int(r["attempt"]), dict(r["params"]), r.get("metric"))
+        return Attached(
+            str(r["sweep"]),
+            int(r["trial"]),
+            int(r["attempt"]),
+            dict(r["params"]),
+            r.get("metric"),
+            r.get("project"),
+            r.get("entity"),
+        )
 
     def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
         r = self._ask({"op": "log", "step": step, "row": row, "value": value})
@@ -136,8 +146,17 @@ class DirectLink(TrialLink):
 
     def attach(self) -> Attached:
         trial = self.store.trial(self.sweep_id, self.number)
-        metric = self._get_sweep().metric
-        return Attached(self.sweep_id, self.number, self.attempt, trial.params, metric.name if metric else None)
+        sweep = self._get_sweep()
+        raw = sweep.raw_config
+        return Attached(
+            self.sweep_id,
+            self.number,
+            self.attempt,
+            trial.params,
+            sweep.metric.name if sweep.metric else None,
+            raw.get("project"),
+            raw.get("entity"),
+        )
 
     def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
         from sweepq.store import LogRecord
@@ -202,7 +221,15 @@ def _serve(link: DirectLink, params: dict[str, Any], req: Mapping[str, Any]) -> 
     op = req.get("op")
     if op == "attach":
         a = link.attach()
-        return {"sweep": a.sweep_id, "trial": a.number, "attempt": a.attempt, "params": params, "metric": a.metric}
+        return {
+            "sweep": a.sweep_id,
+            "trial": a.number,
+            "attempt": a.attempt,
+            "params": params,
+            "metric": a.metric,
+            "project": a.project,
+            "entity": a.entity,
+        }
     if op == "log":
         value = req.get("value")
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -136,9 +136,12 @@ def plan(
     workers: Annotated[Optional[int], typer.Option("--workers", help="local rq workers (1 embedded, 0 w/ URL)")] = None,  # noqa: UP045
     count: Annotated[Optional[int], typer.Option("--count", help="run at most this many trials")] = None,  # noqa: UP045
     detach: Annotated[bool, typer.Option("--detach", help="print the sweep id and plan in the background")] = False,
+    queue: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--queue", help="RQ queue (default: sweepq; the sweep's own with the embedded server)"),
+    ] = None,
     resume: Annotated[Optional[str], typer.Option("--resume", help="continue planning this sweep")] = None,  # noqa: UP045
     seed: Annotated[Optional[int], typer.Option("--seed", help="sampler seed (default: random)")] = None,  # noqa: UP045
-    queue: str = _opt("queue", "--queue"),
     heartbeat_timeout: float = _opt("heartbeat_timeout", "--heartbeat-timeout"),
     grace: float = _opt("grace", "--grace"),
     time_limit: float = _opt("time_limit", "--time-limit"),
@@ -154,7 +157,6 @@ def plan(
     if (path is None) == (resume is None):
         raise SweepqError("give a sweep config path, or --resume SWEEP_ID")
     settings = Settings(
-        queue=queue,
         seed=random_seed() if seed is None else seed,
         heartbeat_timeout=heartbeat_timeout,
         grace=grace,
@@ -163,7 +165,9 @@ def plan(
         algorithm=algorithm,
         retention=retention,
     )
-    opts = planmod.PlanOptions(redis=redis_url, workers=workers, count=count, prune=not no_prune, settings=settings)
+    opts = planmod.PlanOptions(
+        redis=redis_url, workers=workers, count=count, prune=not no_prune, queue=queue, settings=settings
+    )
     sweep_id, url = planmod.create(path, resume=resume, opts=opts)
     typer.echo(sweep_id)
     sys.stdout.flush()
@@ -402,6 +406,44 @@ def dashboard(
     if sweep_id is not None:
         store.sweep(sweep_id)
     dash.serve(store, sweep_id, port=port)
+
+
+@app.command("sweep")
+@_guard
+def sweep_cmd(
+    path: PathArg,
+    redis_url: RedisOpt = None,
+    project: Annotated[str | None, typer.Option("--project", help="recorded with the sweep (as wandb sweep)")] = None,  # noqa: UP045
+    entity: Annotated[Optional[str], typer.Option("--entity", help="recorded with the sweep (as wandb sweep)")] = None,  # noqa: UP045
+    queue: Annotated[str, typer.Option("--queue", help="RQ queue its jobs go to")] = "sweepq",
+) -> None:
+    """Create the sweep and print its id (as `wandb sweep`); run it with `sweepq agent ID`."""
+    from sweepq.api import sweep as make_sweep
+    from sweepq.server import resolve
+
+    url = resolve(redis_url)
+    sweep_id = make_sweep(path, project=project, entity=entity, redis=url, queue=queue)
+    typer.echo(sweep_id)
+    typer.echo(f"sweepq: run it here with: sweepq agent {sweep_id}", err=True)
+
+
+@app.command("agent")
+@_guard
+def agent_cmd(
+    sweep_id: SweepArg,
+    redis_url: RedisOpt = None,
+    count: Annotated[Optional[int], typer.Option("--count", help="run at most this many trials")] = None,  # noqa: UP045
+    project: Annotated[Optional[str], typer.Option("--project", help="accepted, as in wandb agent")] = None,  # noqa: UP045
+    entity: Annotated[Optional[str], typer.Option("--entity", help="accepted, as in wandb agent")] = None,  # noqa: UP045
+) -> None:
+    """Run trials of a sweep in this terminal (as `wandb agent`): it plans if no planner runs,
+    else takes this sweep's queued trials as one more worker. Run it on as many boxes as you like."""
+    from sweepq.api import agent
+
+    if count is not None and count <= 0:
+        raise SweepqError(f"--count: must be a positive integer ({count})")
+    ran = agent(sweep_id, count=count, project=project, entity=entity, redis=redis_url)
+    typer.echo(f"sweepq: agent ran {ran} trial{'s' if ran != 1 else ''} of sweep {sweep_id}", err=True)
 
 
 @app.command("server-stop")

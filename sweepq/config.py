@@ -55,6 +55,7 @@ _UNSUPPORTED = {
     "job": "W&B Launch jobs are not supported; use program and command",
     "image_uri": "W&B Launch images are not supported; use program and command",
 }
+_LAUNCH = ("job", "image_uri")
 _METRIC_KEYS = ("name", "goal", "target", "impute", "impute_while_running")
 _ET_KEYS = {
     "hyperband": ("type", "min_iter", "max_iter", "s", "eta", "strict"),
@@ -331,6 +332,9 @@ class _Checker:
         for key in data:
             if key in _IGNORED:
                 self.warnings.append(f"{key}: W&B-only key, ignored")
+            elif key in _LAUNCH and ("program" in data or "command" in data):
+                # W&B runs program/command when both are given; the Launch key changes nothing here.
+                self.warnings.append(f"{key}: W&B Launch key beside program/command, ignored")
             elif key in _UNSUPPORTED:
                 self.bad((key,), _UNSUPPORTED[key])
         allowed = (*_KEYS, *_IGNORED, *_UNSUPPORTED)
@@ -400,6 +404,8 @@ class _Checker:
         min_iter = self.integer(spec, "min_iter", path, 1)
         max_iter = self.integer(spec, "max_iter", path, 1)
         s = self.integer(spec, "s", path, 1)
+        if kind == "hyperband" and min_iter is not None and "max_iter" not in spec:
+            s = None  # W&B builds the bands from min_iter and ignores s (warned in _et_bounds)
         eta = spec.get("eta", 3)
         if not _is_number(eta):
             self.bad((*path, "eta"), f"must be a number ({_got(eta)})")
@@ -421,7 +427,9 @@ class _Checker:
             elif rule.max_iter is not None and rule.max_iter <= rule.min_iter:
                 self.bad((*path, "max_iter"), f"must be greater than min_iter ({rule.max_iter} <= {rule.min_iter})")
             return len(self.problems) == before
-        if "max_iter" in spec and "s" not in spec:
+        if "min_iter" in spec and "s" in spec and "max_iter" not in spec:
+            self.warnings.append("early_terminate.s: ignored: the bands come from min_iter (as in W&B)")
+        elif "max_iter" in spec and "s" not in spec and "min_iter" not in spec:
             self.bad((*path, "s"), "required with max_iter (hyperband makes s bands below max_iter)")
         elif "s" in spec and "max_iter" not in spec:
             self.bad((*path, "max_iter"), "required with s")
@@ -438,6 +446,7 @@ class _Checker:
         if not isinstance(value, list):
             self.bad(("command",), f"must be a list of strings ({_got(value)})")
             return DEFAULT_COMMAND
+        value = [str(p) if _is_number(p) or isinstance(p, bool) else p for p in value]  # W&B's agent: str(c)
         for i, part in enumerate(value):
             if not isinstance(part, str):
                 self.bad(("command", i), f"must be a string ({_got(part)})")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sweepq.errors import SweepqError
-from sweepq.model import Settings, Sweep, SweepState
+from sweepq.model import DEFAULT_QUEUE, Settings, Sweep, SweepState
 from sweepq.store import Store
 
 __all__ = ["Outcome", "PlanOptions", "create", "detach", "run", "stall_reason"]
@@ -27,6 +27,7 @@ class PlanOptions:
     redis: str | None = None
     workers: int | None = None
     count: int | None = None
+    queue: str | None = None  # --queue; None: "sweepq", or the sweep's own for local-only sweeps
     prune: bool = True
     settings: Settings = field(default_factory=Settings)
 
@@ -62,8 +63,24 @@ def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[
             store.set_cap(resume, sweep.created + opts.count)
         return resume, url
     caps = [c for c in (cfg.run_cap, opts.count) if c is not None]
-    sweep_id = store.create_sweep(cfg, replace(opts.settings, workdir=os.getcwd()), cap=min(caps) if caps else None)
+    sweep_id, queue = _sweep_queue(opts)
+    settings = replace(opts.settings, workdir=os.getcwd(), queue=queue)
+    sweep_id = store.create_sweep(cfg, settings, cap=min(caps) if caps else None, sweep_id=sweep_id)
     return sweep_id, url
+
+
+def _sweep_queue(opts: PlanOptions) -> tuple[str | None, str]:
+    """Workers that `plan` starts on an embedded server take only this sweep's jobs: the sweep
+    gets a queue of its own, so another sweep's leftover queued jobs wait for their own planner.
+    With a Redis URL (remote workers listen on "sweepq") or an explicit --queue, as asked."""
+    if opts.queue is not None:
+        return None, opts.queue
+    if opts.redis or os.environ.get("SWEEPQ_REDIS_URL"):
+        return None, DEFAULT_QUEUE
+    from sweepq.store import new_sweep_id
+
+    sweep_id = new_sweep_id()
+    return sweep_id, f"sweepq-{sweep_id}"
 
 
 def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> Path:
@@ -83,8 +100,6 @@ def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> Path:
         url,
         "--workers",
         str(_workers(opts)),
-        "--queue",
-        opts.settings.queue,
     ]
     if not opts.prune:
         argv.append("--no-prune")
@@ -149,7 +164,8 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Outcome:
                     target=pruner.run, kwargs={"should_exit": stop.is_set}, name="sweepq-pruner", daemon=True
                 )
             )
-    workers = spawn_local_workers(url, opts.settings.queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
+    queue = store.sweep(sweep_id).queue  # the sweep's own (also on --resume)
+    workers = spawn_local_workers(url, queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
     for t in threads:
         t.start()
     display = PlanDisplay(store, sweep)

@@ -170,13 +170,14 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], beat: Heartbeat) -
     thread (through a signal the heartbeat thread sends to this process), so a function that
     never calls log() is stopped too. If it does not return within the grace period, the work
     horse exits (RQ then starts a fresh one)."""
-    from sweepq import sdk
+    from sweepq import sdk, wandb_bridge
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     restore = _raise_stopped_on(_STOP_SIGNAL)
     beat.start(on_stop=_FunctionStopper(beat).stop)
     try:
+        wandb_bridge.activate_in_process()
         fn()
         return Outcome("finished", 0)
     except sdk.Stopped:
@@ -187,6 +188,7 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], beat: Heartbeat) -
     finally:
         beat.close()
         restore()
+        wandb_bridge.finish_in_process()
         sdk.finish_current()
         for k, v in saved.items():
             if v is None:
@@ -238,7 +240,7 @@ class _FunctionStopper:
 def _run_program(
     store: Store, sweep: Sweep, trial: Trial, env: dict[str, str], beat: Heartbeat, sink: OutputSink
 ) -> Outcome:
-    from sweepq import channel, command
+    from sweepq import channel, command, wandb_bridge
 
     cfg = sweep.config
     tmp = Path(tempfile.mkdtemp(prefix=f"sweepq-{trial.sweep_id}-{trial.number}-"))
@@ -253,6 +255,7 @@ def _run_program(
         full_env = {k: v for k, v in {**os.environ, **env}.items() if k != "SWEEPQ_REDIS_URL"}
         full_env.update({"SWEEPQ_CONFIG_FILE": str(params_file), "PYTHONUNBUFFERED": "1", "PATH": path})
         full_env[channel.ENV] = str(tmp / "channel.sock")
+        full_env.update(wandb_bridge.program_env(tmp, sweep, trial, full_env))  # W&B's agent env + hook
         argv = command.render(cfg, trial.params, args_json_file=str(params_file), environ=full_env)
         cwd = _workdir(cfg.program, sweep)
         server = channel.ChannelServer(store, sweep, trial, full_env[channel.ENV])

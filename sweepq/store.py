@@ -119,7 +119,7 @@ class Transition:
     trial: Trial | None
 
 
-def _new_sweep_id() -> str:
+def new_sweep_id() -> str:
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
@@ -202,7 +202,7 @@ class Store:
     ) -> str:
         """Write a new sweep from a validated config."""
         settings = settings or Settings()
-        sid = sweep_id or _new_sweep_id()
+        sid = sweep_id or new_sweep_id()
         keys = Keys(sid)
         fields: dict[str, Arg] = {
             "id": sid,

@@ -205,7 +205,10 @@ def test_command_must_be_list_of_strings() -> None:
     assert _errors({**_cfg(), "command": "python train.py"}) == [
         "command: must be a list of strings (got string 'python train.py')"
     ]
-    assert _errors({**_cfg(), "command": ["python", 3]}) == ["command.1: must be a string (got integer 3)"]
+    assert _errors({**_cfg(), "command": ["python", {"a": 1}]}) == [
+        "command.1: must be a string (got mapping {'a': 1})"
+    ]
+    assert parse({**_cfg(), "command": ["python", 3, 0.5]}).command == ("python", "3", "0.5")  # W&B's agent: str()
     assert parse({**_cfg(), "command": []}).command == DEFAULT_COMMAND  # W&B: [] is the default
 
 

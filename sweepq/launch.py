@@ -116,7 +116,12 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
                     target=pruner.run, kwargs={"should_exit": stop.is_set}, name="sweepq-pruner", daemon=True
                 )
             )
-    workers = spawn_local_workers(url, opts.settings.queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
+    workers: list[subprocess.Popen[bytes]] = []
+    if n_workers:
+        from sweepq.trust import local_worker_env
+
+        env = local_worker_env(store.signer, store.sweep(sweep_id).config.program)
+        workers = spawn_local_workers(url, opts.settings.queue, n_workers, log_dir=home_dir() / "logs", env=env)
     for t in threads:
         t.start()
     display = _Display(store)

@@ -216,6 +216,7 @@ class Sweep:
     created_at: float
     state_reason: str | None
     failures_waived: bool = False  # resumed by a person after the fail pause: never pause again
+    signature: str | None = None  # the owner's signature of the config (sweepq.trust)
 
     @classmethod
     def from_fields(cls, sweep_id: str, h: Mapping[str, str], raw_config: Mapping[str, Any]) -> Sweep:
@@ -230,6 +231,7 @@ class Sweep:
             created_at=float(h.get("created_at", 0)),
             state_reason=h.get("state_reason") or None,
             failures_waived=bool(h.get("failures_waived")),
+            signature=h.get("sig") or None,
         )
 
     @property
@@ -286,6 +288,7 @@ class Trial:
     preempting: bool = False
     uses_sdk: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
+    signature: str | None = None  # the owner's signature of (sweep, number, params): sweepq.trust
 
     @property
     def id(self) -> str:
@@ -322,6 +325,7 @@ class Trial:
             preempting=bool(h.get("preempting")),
             uses_sdk=bool(h.get("sdk")),
             summary=json.loads(h.get("summary", "{}")),
+            signature=h.get("sig") or None,
         )
 
     def as_dict(self) -> dict[str, Any]:

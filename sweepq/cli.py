@@ -104,10 +104,17 @@ SweepArg = Annotated[str, typer.Argument(help="sweep id")]
 
 
 def _store(url: str | None) -> Store:
-    from sweepq.server import connect
+    """The store for commands that read or steer sweeps: they never start an embedded server."""
+    from sweepq.server import connect_existing
     from sweepq.store import Store
 
-    return Store(connect(url))
+    return Store(connect_existing(url))
+
+
+def _width() -> int:
+    from rich.console import Console
+
+    return Console().width
 
 
 def _guard(fn: Any) -> Any:
@@ -148,6 +155,7 @@ def plan(
     time_limit: float = _opt("time_limit", "--time-limit"),
     max_attempts: int = _opt("max_attempts", "--max-attempts"),
     algorithm: str = _opt("algorithm", "--algorithm"),
+    retention: float = _opt("retention", "--retention"),
     no_prune: Annotated[bool, typer.Option("--no-prune", help="do not run the pruner here")] = False,
 ) -> None:
     """Create the sweep (or resume one) and plan it to the end with local workers and pruner."""
@@ -164,16 +172,42 @@ def plan(
         time_limit=time_limit,
         max_attempts=max_attempts,
         algorithm=algorithm,
+        retention=retention,
     )
     opts = planmod.PlanOptions(redis=redis_url, workers=workers, count=count, prune=not no_prune, settings=settings)
     sweep_id, url = planmod.create(path, resume=resume, opts=opts)
     typer.echo(sweep_id)
     sys.stdout.flush()
     if detach:
-        planmod.detach(sweep_id, url=url, opts=opts)
+        log = planmod.detach(sweep_id, url=url, opts=opts)
+        typer.echo(
+            f"planning sweep {sweep_id} in the background; its log: {log}\n"
+            f"`sweepq status {sweep_id}` shows progress, `sweepq stop {sweep_id}` ends it",
+            err=True,
+        )
         return
-    final = planmod.run(sweep_id, url=url, opts=opts)
-    typer.echo(f"sweep {sweep_id} {final.state}: {final.state_reason or ''}", err=True)
+    outcome = planmod.run(sweep_id, url=url, opts=opts)
+    raise typer.Exit(_plan_ended(outcome))
+
+
+def _plan_ended(outcome: Any) -> int:
+    """The last words of `plan`, and its exit code: 0 the sweep ended, 3 it needs a person,
+    130 interrupted (the sweep itself goes on; `--resume` continues planning it)."""
+    sweep = outcome.sweep
+    again = f"sweepq plan --resume {sweep.id}"
+    if outcome.why == "stalled":
+        typer.echo(f"sweep {sweep.id} cannot go on by itself: {outcome.message}", err=True)
+        typer.echo(f"to continue (after fixing the cause): {again}", err=True)
+        return 3
+    if outcome.why == "interrupted":
+        typer.echo(
+            f"interrupted: sweep {sweep.id} is {sweep.state} with {sweep.counts['queued']} queued trials; "
+            f"to continue planning it: {again}",
+            err=True,
+        )
+        return 130
+    typer.echo(f"sweep {sweep.id} {sweep.state}" + (f": {sweep.state_reason}" if sweep.state_reason else ""), err=True)
+    return 0
 
 
 @app.command()
@@ -181,17 +215,24 @@ def plan(
 def status(
     sweep_id: Annotated[Optional[str], typer.Argument(help="sweep id (omit for all)")] = None,  # noqa: UP045
     redis_url: RedisOpt = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="a live table until the sweep ends")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="seconds between refreshes with --watch")] = 2.0,
 ) -> None:
     """A table of sweeps, or one sweep's counts, best trial and running trials."""
     from rich.console import Console
 
     from sweepq import report
+    from sweepq.report.data import load_view
 
     store = _store(redis_url)
     if sweep_id is None:
         Console().print(report.sweeps_table(store))
+    elif watch:
+        from sweepq.report.watch import watch as watch_sweep
+
+        watch_sweep(store, sweep_id, interval=interval)
     else:
-        Console().print(report.sweep_table(store.sweep(sweep_id), store.trials(sweep_id)))
+        Console().print(report.sweep_table(load_view(store, sweep_id), width=_width()))
 
 
 @app.command()
@@ -202,17 +243,17 @@ def trials(
     as_json: Annotated[bool, typer.Option("--json", help="JSON array")] = False,
 ) -> None:
     """Every trial of a sweep: state, params, last/best metric, attempts, reason."""
-    store = _store(redis_url)
-    store.sweep(sweep_id)
-    rows = store.trials(sweep_id)
+    from sweepq.report.data import load_view
+
+    view = load_view(_store(redis_url), sweep_id)
     if as_json:
-        typer.echo(json.dumps([t.as_dict() for t in rows], indent=1))
+        typer.echo(json.dumps([t.as_dict() for t in view.trials], indent=1))
     else:
         from rich.console import Console
 
         from sweepq import report
 
-        Console().print(report.trials_table(rows))
+        Console().print(report.trials_table(view, width=_width()))
 
 
 @app.command()
@@ -224,8 +265,14 @@ def logs(
     tail: Annotated[int, typer.Option("--tail", help="lines")] = 100,
 ) -> None:
     """The last lines a trial's program printed."""
-    for line in _store(redis_url).output(sweep_id, trial, tail=tail):
+    store = _store(redis_url)
+    store.sweep(sweep_id)  # "no sweep X" / "no trial N in sweep X" rather than silence
+    store.trial(sweep_id, trial)
+    lines = store.output(sweep_id, trial, tail=tail)
+    for line in lines:
         typer.echo(line)
+    if not lines:
+        typer.echo(f"trial {trial} has printed nothing yet", err=True)
 
 
 @app.command()
@@ -276,7 +323,9 @@ def kill(
     """Stop one trial: a running one ends killed, a queued one cancelled."""
     from sweepq import control
 
-    typer.echo(f"trial {trial}: {control.kill_trial(_store(redis_url), sweep_id, trial)}", err=True)
+    store = _store(redis_url)
+    store.sweep(sweep_id)
+    typer.echo(f"trial {trial}: {control.kill_trial(store, sweep_id, trial)}", err=True)
 
 
 @app.command()
@@ -290,8 +339,18 @@ def rerun(
     """Run failed or chosen trials again with the same parameters."""
     from sweepq import control
 
-    queued = control.rerun(_store(redis_url), sweep_id, trial or [], failed=failed)
+    store = _store(redis_url)
+    queued = control.rerun(store, sweep_id, trial or [], failed=failed)
     typer.echo(f"queued again: {' '.join(map(str, queued)) or 'none'}", err=True)
+    holder = store.lease_holder(sweep_id, "planner")
+    if queued and holder is None:
+        typer.echo(
+            f"no planner is running for sweep {sweep_id}: `sweepq plan --resume {sweep_id}` runs these trials "
+            "(with local workers on the embedded server), records their results and ends the sweep",
+            err=True,
+        )
+    elif queued:
+        typer.echo(f"the running planner ({holder}) picks them up", err=True)
 
 
 @app.command()
@@ -302,6 +361,7 @@ def prune(sweep_id: SweepArg, redis_url: RedisOpt = None) -> None:
     from sweepq.server import connect
     from sweepq.store import Store
 
+    _store(redis_url).sweep(sweep_id)  # never start a server here, and say so for an unknown sweep
     pruner = Pruner(Store(connect(redis_url, long_running=True)), sweep_id)
     if not pruner.enabled:
         raise SweepqError(f"sweep {sweep_id} has no early_terminate section")
@@ -321,7 +381,7 @@ def report(
     from sweepq import report as rep
 
     target = Path(out or f"sweep-{sweep_id}.html")
-    target.write_text(rep.html_report(_store(redis_url), sweep_id))
+    target.write_text(rep.html_report(_store(redis_url), sweep_id), encoding="utf-8")
     typer.echo(str(target))
 
 
@@ -354,6 +414,36 @@ def key(
     signer = trust.Signer.load(create=True)
     assert signer is not None
     typer.echo(signer.public.text)
+
+
+@app.command()
+@_guard
+def delete(
+    sweep_id: SweepArg,
+    redis_url: RedisOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="cancel queued and running trials first")] = False,
+) -> None:
+    """Remove a sweep and everything it stored (trials, metrics, output, its RQ jobs)."""
+    from sweepq import control
+
+    n = control.delete(_store(redis_url), sweep_id, force=force)
+    typer.echo(f"sweep {sweep_id} deleted ({n} keys)", err=True)
+
+
+@app.command()
+@_guard
+def dashboard(
+    sweep_id: Annotated[Optional[str], typer.Argument(help="sweep id (omit for a list of sweeps)")] = None,  # noqa: UP045
+    redis_url: RedisOpt = None,
+    port: Annotated[int, typer.Option("--port", help="port on 127.0.0.1 (0 = any free one)")] = 8765,
+) -> None:
+    """Serve a live view on 127.0.0.1: running trials, curves as they arrive, pruning, best so far."""
+    from sweepq import dashboard as dash
+
+    store = _store(redis_url)
+    if sweep_id is not None:
+        store.sweep(sweep_id)
+    dash.serve(store, sweep_id, port=port)
 
 
 @app.command("server-stop")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import json
 import math
 import numbers
 import os
@@ -17,12 +16,15 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sweepq import bounded
 from sweepq.errors import ConfigError, PathPart, Violation
 from sweepq.model import Metric
 from sweepq.space import Distribution, Path, Space, build, dotted
+
+if TYPE_CHECKING:
+    from sweepq.stopping import StoppingRule
 
 __all__ = [
     "DEFAULT_COMMAND",
@@ -127,6 +129,14 @@ class SweepConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> SweepConfig:
         return parse(data)
 
+    def stopping_rule(self) -> StoppingRule | None:
+        """The early_terminate rule, ready for the pruner (None without one)."""
+        from sweepq.stopping import Rule
+
+        if self.early_terminate is None or self.metric is None:
+            return None
+        return Rule.from_config(self.early_terminate).build(self.metric.goal)
+
     @classmethod
     def from_normalized(cls, data: Mapping[str, Any]) -> SweepConfig:
         """Read back `to_dict()` output without checking it again: it was validated when the
@@ -154,28 +164,6 @@ class SweepConfig:
 # Reading files.
 
 
-def _yaml_loader() -> type:
-    """SafeLoader that reads 1e-4 as a float (YAML 1.2; PyYAML alone reads a string) and
-    refuses duplicate keys (PyYAML alone keeps the last one silently)."""
-    import yaml  # type: ignore[import-untyped,unused-ignore]
-
-    class Loader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                    key = (key_node.tag, key_node.value)
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                        )
-                    seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
-    return Loader
-
-
 def to_yaml(config: SweepConfig) -> str:
     """The normalized config as YAML that `load` reads back to the same config.
 
@@ -192,52 +180,57 @@ def to_yaml(config: SweepConfig) -> str:
 
 
 def _parse_text(text: str, origin: str, *, as_json: bool) -> Any:
-    """Text -> data; a syntax error becomes one violation naming the line and column."""
+    """Text -> data within `sweepq.bounded`'s limits; a syntax error is one violation with its line.
+
+    YAML reads 1e-4 as a float (YAML 1.2; PyYAML alone reads a string) and refuses duplicate
+    keys (PyYAML alone keeps the last one silently).
+    """
     if as_json:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            msg = f"line {err.lineno}, column {err.colno}: {err.msg}"
-            raise ConfigError([Violation((origin,), msg)]) from None
-    import yaml  # type: ignore[import-untyped,unused-ignore]
-
-    try:
-        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = err.problem or err.context or "invalid YAML"
-        raise ConfigError([Violation((origin,), f"{where}{problem}")]) from None
-    except yaml.YAMLError as err:
-        raise ConfigError([Violation((origin,), f"invalid YAML: {err}")]) from None
+        return bounded.load_json(text, origin)
+    return bounded.load_yaml(text, origin, [("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))])
 
 
-def load(source: str | os.PathLike[str] | Mapping[str, Any]) -> SweepConfig:
-    """A .yaml/.yml/.json path, "-" for stdin, or a dict -> SweepConfig; raises ConfigError."""
+def load(source: str | os.PathLike[str] | Mapping[str, Any], *, require_program: bool | None = None) -> SweepConfig:
+    """A .yaml/.yml/.json path, "-" for stdin, or a dict -> SweepConfig; raises ConfigError.
+
+    `require_program` (see `parse`) defaults to True for a file or stdin, which is what
+    `sweepq validate/preview/plan` read and workers run, and to False for a dict, which
+    notebook mode (`sweepq.sweep` + `sweepq.agent(function=...)`) hands in without a program.
+    """
     if isinstance(source, Mapping):
-        return parse(source)
+        return parse(source, require_program=bool(require_program))
+    need = True if require_program is None else require_program
     if str(source) == "-":
-        origin, text = "<stdin>", sys.stdin.read()
+        origin, text = "<stdin>", _read_stdin()
         # JSON or YAML, told apart by trying JSON: `{method: grid}` is YAML, not JSON.
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = bounded.load_json(text, origin)
+        except ConfigError:
             data = _parse_text(text, origin, as_json=False)
-        return _parse_loaded(data, origin)
+        return _parse_loaded(data, origin, need)
     origin = str(source)
     try:
-        text = FsPath(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        with open(source, encoding="utf-8") as fh:
+            # One character past the limit is enough to refuse a file of any size.
+            text = fh.read(bounded.MAX_BYTES + 1)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         raise ConfigError([Violation((origin,), f"cannot read: {reason}")]) from None
     as_json = origin.lower().endswith(".json")
-    return _parse_loaded(_parse_text(text, origin, as_json=as_json), origin)
+    return _parse_loaded(_parse_text(text, origin, as_json=as_json), origin, need)
 
 
-def _parse_loaded(data: Any, origin: str) -> SweepConfig:
+def _read_stdin() -> str:
+    try:
+        return sys.stdin.read(bounded.MAX_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([Violation(("<stdin>",), f"cannot read: {err}")]) from None
+
+
+def _parse_loaded(data: Any, origin: str, require_program: bool) -> SweepConfig:
     if data is None:
         raise ConfigError([Violation((origin,), "the sweep config is empty")])
-    return parse(data)
+    return parse(data, require_program=require_program)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,7 +260,8 @@ def _kind(x: Any) -> str:
 
 
 def _got(x: Any) -> str:
-    text = repr(x) if len(repr(x)) <= 40 else repr(x)[:37] + "..."
+    text = repr(x)
+    text = text if len(text) <= 40 else text[:37] + "..."
     return "got null" if x is None else f"got {_kind(x)} {text}"
 
 
@@ -277,6 +271,13 @@ def _is_int(x: Any) -> bool:
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _has_macro(text: str) -> bool:
+    """`_MACRO.search(text)` in linear time: the regex retries every `${` to the end of the
+    string, quadratic on a long run of `${` with no `}`."""
+    start = text.find("${")
+    return start >= 0 and text.find("}", start + 2) >= 0
 
 
 def _one_of(value: Any, choices: tuple[str, ...]) -> str:
@@ -440,7 +441,7 @@ class _Checker:
         for i, part in enumerate(value):
             if not isinstance(part, str):
                 self.bad(("command", i), f"must be a string ({_got(part)})")
-            elif not _MACRO.fullmatch(part) and _MACRO.search(_ENVVAR.sub("", part)):
+            elif not _MACRO.fullmatch(part) and _has_macro(_ENVVAR.sub("", part)):
                 self.warnings.append(
                     f"command.{i}: {part!r}: only an element that is wholly a macro is "
                     "replaced; this one is passed as written"
@@ -499,10 +500,16 @@ class _Checker:
             self.bad(("parameters",), f"the grid has {size:,} points; sweepq runs at most {MAX_GRID:,}")
 
 
-def parse(data: Mapping[str, Any]) -> SweepConfig:
-    """Check a whole config; ConfigError carries every violation, each with its key path."""
+def parse(data: Mapping[str, Any], *, require_program: bool = False) -> SweepConfig:
+    """Check a whole config; ConfigError carries every violation, each with its key path.
+
+    With `require_program`, a command that runs `${program}` (W&B's default command does)
+    needs `program`: without it every trial would fail on a worker. Notebook mode runs a
+    function instead, so the check is the caller's choice (`load` makes it for files).
+    """
     if not isinstance(data, Mapping):
         raise ConfigError([Violation((), f"a sweep config must be a mapping ({_got(data)})")])
+    bounded.check_shape(data)
     raw = copy.deepcopy(dict(data))
     data = _plain(data)
     c = _Checker()
@@ -523,6 +530,9 @@ def parse(data: Mapping[str, Any]) -> SweepConfig:
         c.bad(("metric",), "required when method is bayes")
     if "metric" not in data and "early_terminate" in data:
         c.bad(("metric",), "required by early_terminate")
+    if require_program and "program" not in data and "${program}" in command:
+        which = "the default command" if command == DEFAULT_COMMAND else "the command"
+        c.bad(("program",), f"required: {which} runs ${{program}} (or give a command without it)")
     if c.problems:
         raise ConfigError(c.problems)
     return SweepConfig(

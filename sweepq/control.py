@@ -13,7 +13,7 @@ from sweepq.errors import SweepqError
 from sweepq.model import StopKind, SweepState, TrialState
 from sweepq.store import Store
 
-__all__ = ["cancel", "kill_trial", "pause", "rerun", "resume", "stop"]
+__all__ = ["cancel", "delete", "kill_trial", "pause", "rerun", "resume", "stop"]
 
 
 def stop(store: Store, sweep_id: str) -> int:
@@ -68,7 +68,12 @@ def rerun(store: Store, sweep_id: str, numbers: Iterable[int] = (), *, failed: b
         raise SweepqError("nothing to rerun: name trials or pass --failed")
     if sweep.state.closed:
         store.set_sweep_state(
-            sweep_id, SweepState.RUNNING, allowed=[sweep.state], reason="resumed: rerun", waive_failures=True
+            sweep_id,
+            SweepState.RUNNING,
+            allowed=[sweep.state],
+            reason="resumed: rerun",
+            waive_failures=True,
+            by_user=True,
         )
     queued = []
     for number in sorted(chosen):
@@ -85,7 +90,10 @@ def _move(
     current = store.sweep(sweep_id).state
     if current == state:
         return
-    if store.set_sweep_state(sweep_id, state, allowed=allowed, reason=reason, waive_failures=waive) != "ok":
+    if (
+        store.set_sweep_state(sweep_id, state, allowed=allowed, reason=reason, waive_failures=waive, by_user=True)
+        != "ok"
+    ):
         raise SweepqError(f"sweep {sweep_id} is {current}; cannot move it to {state}")
 
 
@@ -97,3 +105,20 @@ def _cancel_queued(store: Store, sweep_id: str) -> int:
             jobs.cancel_job(store.r, trial.job_id)
             n += 1
     return n
+
+
+def delete(store: Store, sweep_id: str, *, force: bool = False) -> int:
+    """Remove a sweep and all it wrote (trials, metrics, output, its RQ jobs). A sweep with
+    queued or running trials is refused unless `force`, which cancels it first (running
+    programs are stopped by their workers). Returns the number of keys removed."""
+    sweep = store.sweep(sweep_id)
+    if sweep.active and not force:
+        raise SweepqError(
+            f"sweep {sweep_id} has {sweep.active} queued or running trials; "
+            f"`sweepq cancel {sweep_id}` first, or `sweepq delete {sweep_id} --force`"
+        )
+    if sweep.active:
+        cancel(store, sweep_id)
+    for trial in store.trials(sweep_id, store.queued_numbers(sweep_id)):
+        jobs.cancel_job(store.r, trial.job_id)
+    return store.delete_sweep(sweep_id)

@@ -9,15 +9,15 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sweepq.errors import SweepqError
-from sweepq.model import Settings, Sweep
+from sweepq.model import Settings, Sweep, SweepState
 from sweepq.store import Store
 
-__all__ = ["PlanOptions", "create", "detach", "run"]
+__all__ = ["Outcome", "PlanOptions", "create", "detach", "run", "stall_reason"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,15 @@ def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[
     if cfg is None:
         assert resume is not None
         sweep = store.sweep(resume)
+        if stall_reason(sweep) is not None:  # paused by sweepq itself: a person fixed it and asks to go on
+            store.set_sweep_state(
+                resume,
+                SweepState.RUNNING,
+                allowed=[SweepState.PAUSED],
+                reason="resumed by `sweepq plan --resume`",
+                waive_failures=True,
+                by_user=True,
+            )
         if opts.count is not None:
             store.set_cap(resume, sweep.created + opts.count)
         return resume, url
@@ -57,8 +66,8 @@ def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[
     return sweep_id, url
 
 
-def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> None:
-    """Plan in a background process that outlives this command."""
+def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> Path:
+    """Plan in a background process that outlives this command; returns its log file."""
     from sweepq.server import home_dir
 
     log_dir = home_dir() / "logs"
@@ -79,8 +88,10 @@ def detach(sweep_id: str, *, url: str, opts: PlanOptions) -> None:
     ]
     if not opts.prune:
         argv.append("--no-prune")
-    with open(log_dir / f"planner-{sweep_id}.log", "ab") as log:
+    path = log_dir / f"planner-{sweep_id}.log"
+    with open(path, "ab") as log:
         subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return path
 
 
 def _workers(opts: PlanOptions) -> int:
@@ -89,15 +100,37 @@ def _workers(opts: PlanOptions) -> int:
     return 0 if (opts.redis or os.environ.get("SWEEPQ_REDIS_URL")) else 1
 
 
-def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
+@dataclass(frozen=True)
+class Outcome:
+    """How `plan` ended: the sweep record, and why it returned (ended, interrupted or stalled:
+    the sweep can make no progress without a person, `message` says what to do)."""
+
+    sweep: Sweep
+    why: str
+    message: str = ""
+
+
+def stall_reason(sweep: Sweep, workers: list[subprocess.Popen[bytes]] | None = None) -> str | None:
+    """Why the sweep cannot go on without a person, or None. A pause by the user is not one: the
+    planner waits for `sweepq resume` then; a pause by sweepq itself (a broken program) is."""
+    if sweep.state == SweepState.PAUSED and not sweep.state_by_user:
+        return sweep.state_reason or "the sweep paused itself"
+    if workers and sweep.active and all(w.poll() is not None for w in workers):
+        return "every local worker exited (see their logs under .sweepq/logs/)"
+    return None
+
+
+def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Outcome:
     """Plan to the end with `--workers` local workers and the pruner in a thread."""
     from sweepq.planner import Planner
     from sweepq.pruner import Pruner
+    from sweepq.report.progress import PlanDisplay
     from sweepq.server import connect, home_dir
     from sweepq.worker import spawn_local_workers, stop_local_workers
 
     store = Store(connect(url, long_running=True))
-    grace = store.sweep(sweep_id).settings.grace
+    sweep = store.sweep(sweep_id)
+    grace = sweep.settings.grace
     n_workers = _workers(opts)
     planner = Planner(store, sweep_id, local_workers=n_workers)
     if not planner.acquire(wait=planner.lease_ttl + 2):
@@ -106,7 +139,7 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
             f"sweep {sweep_id} already has a planner ({holder}); stop it first or wait for its lease to expire"
         )
     stop = threading.Event()
-    _exit_on_signals(stop)
+    interrupted = _exit_on_signals(stop)
     threads: list[threading.Thread] = []
     if opts.prune:
         pruner = Pruner(Store(connect(url, long_running=True)), sweep_id)
@@ -124,55 +157,40 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Sweep:
         workers = spawn_local_workers(url, opts.settings.queue, n_workers, log_dir=home_dir() / "logs", env=env)
     for t in threads:
         t.start()
-    display = _Display(store)
+    display = PlanDisplay(store, sweep)
+    stalled: list[str] = []
+
+    def on_progress(progress: Any) -> None:
+        display.update(progress)
+        why = None if progress.done else stall_reason(progress.sweep, workers)
+        if why is not None:
+            stalled.append(why)
+            stop.set()
+
     try:
-        return planner.run(on_progress=display.update, should_exit=stop.is_set)
+        final = planner.run(on_progress=on_progress, should_exit=stop.is_set)
     finally:
         stop.set()
         display.close()
         stop_local_workers(workers, store.r, grace=grace)
         for t in threads:
             t.join(timeout=5)
+    if stalled:
+        return Outcome(final, "stalled", stalled[0])
+    if interrupted:
+        return Outcome(final, "interrupted")
+    return Outcome(final, "ended")
 
 
-def _exit_on_signals(stop: threading.Event) -> None:
-    def _handler(_signum: int, _frame: Any) -> None:
+def _exit_on_signals(stop: threading.Event) -> list[int]:
+    """SIGINT/SIGTERM end the plan cleanly; the returned list records the signals received."""
+    received: list[int] = []
+
+    def _handler(signum: int, _frame: Any) -> None:
+        received.append(signum)
         stop.set()
 
     with contextlib.suppress(ValueError):  # not the main thread
         signal.signal(signal.SIGTERM, _handler)
         signal.signal(signal.SIGINT, _handler)
-
-
-class _Display:
-    """A live progress line on stderr (rich), refreshed at most twice a second."""
-
-    def __init__(self, store: Store) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        self.store = store
-        self.console = Console(stderr=True)
-        self.live = Live(console=self.console, refresh_per_second=2, transient=False)
-        self.live.start()
-        self._last = 0.0
-        self._text = ""
-
-    def update(self, progress: Any) -> None:
-        from sweepq.report import best_trial, progress_line
-
-        now = time.monotonic()
-        if now - self._last < 0.5 and not progress.done:
-            return
-        self._last = now
-        sweep = progress.sweep
-        best = best_trial(sweep, self.store.trials(sweep.id))
-        self._text = progress_line(sweep, best)
-        from rich.text import Text
-
-        self.live.update(Text(self._text))
-
-    def close(self) -> None:
-        self.live.stop()
-        if not self.console.is_terminal:
-            self.console.print()
+    return received

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "ENDED_TRIAL_STATES",
     "Metric",
     "Settings",
     "StopKind",
@@ -138,6 +139,7 @@ class Settings:
     seed: int = _setting(0, "sampler seed")
     workdir: str = _setting("", "the directory the sweep was created in")
     algorithm: str = _setting("auto", "bayes sampler: auto, tpe or gp")
+    retention: float = _setting(0.0, "seconds to keep a sweep's records after it ends (0 = forever)")
 
     @classmethod
     def help(cls, name: str) -> str:
@@ -216,6 +218,7 @@ class Sweep:
     created_at: float
     state_reason: str | None
     failures_waived: bool = False  # resumed by a person after the fail pause: never pause again
+    state_by_user: bool = False  # the last state change was a person's, not sweepq's own
     signature: str | None = None  # the owner's signature of the config (sweepq.trust)
 
     @classmethod
@@ -231,6 +234,7 @@ class Sweep:
             created_at=float(h.get("created_at", 0)),
             state_reason=h.get("state_reason") or None,
             failures_waived=bool(h.get("failures_waived")),
+            state_by_user=h.get("state_by") == "user",
             signature=h.get("sig") or None,
         )
 

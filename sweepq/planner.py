@@ -21,6 +21,7 @@ import redis
 
 if TYPE_CHECKING:
     from sweepq.sampler import Sampler
+    from sweepq.space import GridIndex
 
 from sweepq import jobs
 from sweepq.model import Sweep, SweepState, Trial, TrialState, job_id
@@ -66,13 +67,17 @@ class Planner:
         self.config = sweep.config
         self.method = self.config.method
         self.algorithm = algorithm or sweep.settings.algorithm
-        self._grid: list[dict[str, Any]] | None = None
+        self._grid: GridIndex | None = None
         self._sampler: Sampler | None = None
         self.best: Trial | None = None
+        # Between events the planner only needs to renew its lease (ttl/3) and reap lost workers
+        # (a quarter of the heartbeat timeout is soon enough); any trial or sweep change wakes it.
+        self._idle_wait = min(2.0, self.lease_ttl / 3, sweep.settings.heartbeat_timeout / 4)
         self._told: set[int] = set()
         self._events_from = "0-0"
         self._last_recovery = 0.0
         self._last_cleanup = 0.0
+        self._last_reap = -1e9
         self._exhausted = False
         self._rebuilt = False
         self._workers_at = -_WORKER_SCAN_EVERY
@@ -111,7 +116,7 @@ class Planner:
                     on_progress(progress)
                 if progress.done:
                     return progress.sweep
-                self._wait_for_events(0.5)
+                self._wait_for_events(self._idle_wait)
             return self.store.sweep(self.sweep_id)
         finally:
             self.release()
@@ -134,6 +139,8 @@ class Planner:
         done = self._maybe_end(sweep)
         if done:
             sweep = self.store.sweep(self.sweep_id)
+            if sweep.settings.retention > 0:
+                self.store.expire_sweep(self.sweep_id, max(1, int(sweep.settings.retention)))
         return Progress(sweep=sweep, done=done, best=self.best)
 
     def propose(self) -> Trial | None:
@@ -154,7 +161,7 @@ class Planner:
         self._events_from = self.store.last_event_id(self.sweep_id)
         trials = self.store.trials(self.sweep_id)
         if self.method == "grid":
-            self._grid = self.config.space.grid()
+            self._grid = self.config.space.grid_index()
         else:
             from sweepq.sampler import Sampler
 
@@ -278,6 +285,9 @@ class Planner:
     def _reap(self, sweep: Sweep) -> bool:
         """Running attempts with a stale heartbeat lost their worker: queue them again (or end
         them as their pending stop request says). True if any was reaped."""
+        if time.monotonic() - self._last_reap < self._idle_wait:
+            return False
+        self._last_reap = time.monotonic()
         cutoff = self.now() - sweep.settings.heartbeat_timeout
         stale = [n for n, beat in self.store.running_numbers(self.sweep_id).items() if beat < cutoff]
         for trial in self.store.trials(self.sweep_id, stale):
@@ -301,7 +311,7 @@ class Planner:
         claimed (the worker died in between: RQ alone would keep it "started" forever). The
         attempt fence makes a duplicate harmless: only one claim of an attempt succeeds."""
         now = time.monotonic()
-        if sweep.state != SweepState.RUNNING or now - self._last_recovery < 3:
+        if sweep.state != SweepState.RUNNING or now - self._last_recovery < max(3.0, self.claim_window / 2):
             return
         self._last_recovery = now
         taken_since, self._taken_since = self._taken_since, {}

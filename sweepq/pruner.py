@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 import redis
 
 from sweepq.model import StopKind
-from sweepq.stopping import HyperbandTracker, Rule, evaluate
+from sweepq.stopping import StoppingRule
 from sweepq.store import Store
 
 __all__ = ["Pruner"]
@@ -32,19 +32,12 @@ class Pruner:
     def __init__(self, store: Store, sweep_id: str, *, lease_ttl: float = 15.0) -> None:
         self.store, self.sweep_id = store, sweep_id
         sweep = store.sweep(sweep_id)
-        et = sweep.config.early_terminate
-        self.rule: Rule | None = Rule.from_config(et) if et else None
-        self.goal = sweep.metric.goal if sweep.metric else "minimize"
+        self.rule: StoppingRule | None = sweep.config.stopping_rule()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease_ttl = lease_ttl
         self.histories: dict[str, list[float]] = {}
-        self.promoted: dict[str, int] = {}
         self.stopped: set[str] = set()
         self.attempts: dict[str, int] = {}
-        # Hyperband is decided incrementally (O(running) per decision, not O(all values)).
-        self._tracker = (
-            HyperbandTracker(self.rule, self.goal) if self.rule is not None and self.rule.type == "hyperband" else None
-        )
         self._dirty: set[str] = set()
         self.decisions = 0
         self._started = False
@@ -120,7 +113,8 @@ class Pruner:
         if attempt > known:  # a new attempt starts its history (and its judgement) afresh
             self.attempts[name] = attempt
             self.histories[name] = []
-            self.promoted.pop(name, None)
+            if self.rule is not None:
+                self.rule.forget(name)
             self.stopped.discard(name)
         hist = self.histories.setdefault(name, [])
         i = int(index) - 1
@@ -137,16 +131,10 @@ class Pruner:
         running -= self.stopped
         if not running:
             return 0
-        if self._tracker is not None:
-            for name in self._dirty:
-                self._tracker.update(name, _until_gap(self.histories[name]))
-            stops = self._tracker.decide(sorted(running, key=int))
-        else:
-            histories = {k: _until_gap(h) for k, h in self.histories.items()}
-            decision = evaluate(self.rule, self.goal, histories, running, promoted=self.promoted)
-            self.promoted = dict(decision.promoted)
-            stops = list(decision.stops)
+        for name in self._dirty:
+            self.rule.update(name, _until_gap(self.histories[name]))
         self._dirty.clear()
+        stops = self.rule.decide(sorted(running, key=int))
         n = 0
         for stop in stops:
             self.stopped.add(stop.name)

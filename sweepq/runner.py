@@ -45,10 +45,12 @@ from sweepq.store import LogRecord, Store
 __all__ = ["Outcome", "execute", "run_trial"]
 
 _FUNCTION_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+# Possessive quantifiers (`*+`, `++`) keep matching linear: with plain `\d+\.?\d*` a long run
+# of digits not followed by a separator backtracks quadratically (20k digits took 13 s). Only
+# inf/nan ignore case: IGNORECASE on the name would let [A-Za-z] match the Kelvin sign.
 _METRIC_RE = re.compile(
-    r"(?:^|[\s,;])([A-Za-z_][\w./-]*)\s*[=:]\s*"
-    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan)(?=$|[\s,;])",
-    re.IGNORECASE,
+    r"(?:^|[\s,;])([A-Za-z_][\w./-]*+)\s*+[=:]\s*+"
+    r"([-+]?+(?:[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++)(?:[eE][-+]?+[0-9]++)?+|[-+]?+(?i:inf)|(?i:nan))(?=$|[\s,;])"
 )
 _PR_SET_PDEATHSIG = 1
 _DEATH_SIGNAL = signal.SIGRTMIN + 2
@@ -106,7 +108,7 @@ def execute(
         if function is not None or _FUNCTION_RE.match(program):
             result = _run_function(function or _import(program, sweep), env, beat)
         else:
-            result = _run_program(sweep, trial, env, beat, sink)
+            result = _run_program(store, sweep, trial, env, beat, sink)
     except Exception as err:  # noqa: BLE001 - any failure of ours is recorded, never lost
         result = Outcome("failed", None, f"runner error: {type(err).__name__}: {err}")
         traceback.print_exc()
@@ -239,8 +241,10 @@ class _FunctionStopper:
 # --- subprocess mode ----------------------------------------------------------------------------
 
 
-def _run_program(sweep: Sweep, trial: Trial, env: dict[str, str], beat: Heartbeat, sink: OutputSink) -> Outcome:
-    from sweepq import command
+def _run_program(
+    store: Store, sweep: Sweep, trial: Trial, env: dict[str, str], beat: Heartbeat, sink: OutputSink
+) -> Outcome:
+    from sweepq import channel, command
 
     cfg = sweep.config
     tmp = Path(tempfile.mkdtemp(prefix=f"sweepq-{trial.sweep_id}-{trial.number}-"))
@@ -250,9 +254,14 @@ def _run_program(sweep: Sweep, trial: Trial, env: dict[str, str], beat: Heartbea
         # `${interpreter}` is "python", as in W&B: it must be the worker's own Python, where
         # sweepq is installed, even when the worker was started without activating its venv.
         path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-        full_env = {**os.environ, **env, "SWEEPQ_CONFIG_FILE": str(params_file), "PYTHONUNBUFFERED": "1", "PATH": path}
+        # The program reaches its trial through the runner's channel, never Redis itself: it gets
+        # no Redis credential, and can touch no other trial or attempt.
+        full_env = {k: v for k, v in {**os.environ, **env}.items() if k != "SWEEPQ_REDIS_URL"}
+        full_env.update({"SWEEPQ_CONFIG_FILE": str(params_file), "PYTHONUNBUFFERED": "1", "PATH": path})
+        full_env[channel.ENV] = str(tmp / "channel.sock")
         argv = command.render(cfg, trial.params, args_json_file=str(params_file), environ=full_env)
         cwd = _workdir(cfg.program, sweep)
+        server = channel.ChannelServer(store, sweep, trial, full_env[channel.ENV])
         own_group = os.getpgrp() == os.getpid()
         if own_group:
             _arm_parent_death()
@@ -269,6 +278,7 @@ def _run_program(sweep: Sweep, trial: Trial, env: dict[str, str], beat: Heartbea
                 process_group=None if own_group else 0,
             )
         except OSError as err:
+            server.close()
             return Outcome("failed", None, f"cannot start {argv[0]!r}: {err.strerror or err}")
         pgid = os.getpgrp() if own_group else proc.pid
         shielded = not own_group
@@ -279,8 +289,9 @@ def _run_program(sweep: Sweep, trial: Trial, env: dict[str, str], beat: Heartbea
             shielded = True
         killer = _GroupKiller(pgid, exclude=os.getpid(), grace=sweep.settings.grace, shielded=shielded)
         beat.start(on_stop=killer.kill)
-        tail = _tee(proc.stdout, sink)  # returns at EOF: every writer of the pipe is gone
-        rc = proc.wait()
+        with server:
+            tail = _tee(proc.stdout, sink)  # returns at EOF: every writer of the pipe is gone
+            rc = proc.wait()
         killer.sweep_leftovers()
         return _outcome_of(rc, tail)
     finally:

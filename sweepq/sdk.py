@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sweepq.model import Sweep
+    from sweepq.channel import TrialLink
 
 __all__ = ["Config", "Run", "Stopped", "finish", "finish_current", "init", "log"]
 
@@ -88,8 +88,8 @@ class Run:
         self._pending: dict[str, Any] = {}
         self._step = 0
         self._finished = False
-        self._store: Any = None
-        self._sweep: Sweep | None = None
+        self._link: TrialLink | None = None
+        self._metric: str | None = None
         self._attempt = 0
         self._stop_checked = 0.0
         self._stop = False
@@ -110,7 +110,7 @@ class Run:
         self.summary.update(row)
         step_now = self._step
         self._step += 1
-        if self._store is not None:
+        if self._link is not None:
             self._send(row, step_now)
 
     def finish(self, exit_code: int | None = None) -> None:
@@ -119,29 +119,26 @@ class Run:
         if self._pending:
             self.log({})
         self._finished = True
-        if self._store is not None:
+        if self._link is not None:
             import json
 
-            self._store.annotate(
-                self.sweep_id, self.number, attempt=self._attempt, summary=json.dumps(self.summary, default=str)
-            )
+            self._link.annotate(summary=json.dumps(self.summary, default=str))
 
     @property
     def should_stop(self) -> bool:
-        """Check for a stop request without raising (polls Redis at most every 0.2 s)."""
-        if self._store is None or self._stop:
+        """Check for a stop request without raising (asks at most every 0.2 s)."""
+        if self._link is None or self._stop:
             return self._stop
         now = time.monotonic()
         if now - self._stop_checked > 0.2:
             self._stop_checked = now
-            t = self._store.trial(self.sweep_id, self.number)
-            self._stop = bool(t.stop) or t.state != "running" or t.attempt != self._attempt
+            self._stop = self._link.must_stop()
         return self._stop
 
     def mark_preempting(self) -> None:
         """Say this run is being preempted: when it exits it is queued again, not failed."""
-        if self._store is not None:
-            self._store.annotate(self.sweep_id or "", self.number or 0, attempt=self._attempt, preempting=1)
+        if self._link is not None:
+            self._link.annotate(preempting=1)
 
     def __enter__(self) -> Run:
         return self
@@ -151,32 +148,20 @@ class Run:
 
     # --- inside a sweep -----------------------------------------------------------------------
 
-    def _attach(self) -> None:
-        from sweepq.server import connect
-        from sweepq.store import Store
-
-        store = Store(connect(os.environ["SWEEPQ_REDIS_URL"], long_running=True))
-        self.sweep_id = os.environ["SWEEPQ_SWEEP_ID"]
-        self.number = int(os.environ["SWEEPQ_TRIAL"])
-        self._attempt = int(os.environ.get("SWEEPQ_ATTEMPT", "1"))
-        trial = store.trial(self.sweep_id, self.number)
-        sweep = store.sweep(self.sweep_id)
-        self._store = store
-        self._sweep = sweep
+    def _attach(self, link: TrialLink) -> None:
+        trial = link.attach()
+        self._link = link
+        self.sweep_id, self.number, self._attempt = trial.sweep_id, trial.number, trial.attempt
+        self._metric = trial.metric
         self.id = f"{self.sweep_id}-{self.number}"
         self.name = self.name or self.id
         self.config.update(trial.params)  # sweep parameters override the script's defaults
-        store.annotate(self.sweep_id, self.number, attempt=self._attempt, sdk=1)
+        link.annotate(sdk=1)
 
     def _send(self, row: Mapping[str, Any], step: int) -> None:
-        from sweepq.store import LogRecord
-
-        assert self._sweep is not None and self.number is not None
-        metric = self._sweep.metric
-        value = _number(_lookup(row, metric.name)) if metric else None
-        state, stop = self._store.log(
-            self._sweep, self.number, attempt=self._attempt, records=[LogRecord(step, row, value)]
-        )
+        assert self._link is not None
+        value = _number(_lookup(row, self._metric)) if self._metric else None
+        state, stop = self._link.log(step, row, value)
         if stop or state != "running":
             self._stop = True
             why = {"prune": "pruned", "kill": "killed", "cancel": "cancelled"}.get(stop, state)
@@ -219,8 +204,11 @@ def init(config: Mapping[str, Any] | None = None, *, name: str | None = None, **
     if _current is not None and not _current._finished:
         return _current
     run = Run(config or {}, name=name)
-    if os.environ.get("SWEEPQ_SWEEP_ID") and os.environ.get("SWEEPQ_TRIAL"):
-        run._attach()
+    from sweepq.channel import link_from_env
+
+    link = link_from_env()
+    if link is not None:
+        run._attach(link)
     _current = run
     return run
 

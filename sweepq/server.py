@@ -27,6 +27,7 @@ from sweepq.errors import ConnectionFailed
 __all__ = [
     "EmbeddedServer",
     "connect",
+    "connect_existing",
     "home_dir",
     "resolve",
     "resolve_url",
@@ -60,6 +61,22 @@ def connect(url: str | None = None, *, long_running: bool = False) -> redis.Redi
     With no URL anywhere, the embedded server is found or started.
     """
     return _client(resolve(url), long_running=long_running)
+
+
+def connect_existing(url: str | None = None) -> redis.Redis:
+    """A client for commands that only read or steer a sweep: they never start a server (a new,
+    empty one could hold no sweep of theirs); with none running they say so and how to start one."""
+    given = resolve_url(url)
+    if given:
+        return _client(given, long_running=False)
+    found = EmbeddedServer(home_dir()).url()
+    if found is None:
+        raise ConnectionFailed(
+            f"no sweepq server is running for {home_dir()}: `sweepq plan sweep.yaml` starts one there "
+            f"(run this command in the directory you planned in, or set {ENV_HOME}), "
+            f"or pass --redis URL / set {ENV_URL}"
+        )
+    return _client(found, long_running=False)
 
 
 def _client(url: str, *, long_running: bool) -> redis.Redis:

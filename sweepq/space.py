@@ -14,6 +14,7 @@ import difflib
 import itertools
 import math
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -62,6 +63,8 @@ _ANY = {"kind": "any"}
 _U_EPS = 1e-12
 # exp() of anything larger overflows a float.
 _MAX_EXPONENT = 709.0
+# The largest finite float: values are clamped to it, so a draw is never inf (not JSON).
+_MAX_FLOAT = sys.float_info.max
 
 
 def dotted(path: Path) -> str:
@@ -83,9 +86,38 @@ def _fresh(value: Any) -> Any:
     return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
 
 
+def _finite(x: float) -> float:
+    """x clamped to the finite floats: huge (but valid) parameters must not draw inf."""
+    if math.isnan(x):
+        return 0.0
+    return min(max(float(x), -_MAX_FLOAT), _MAX_FLOAT)
+
+
+def _lerp(u: float, lo: float, hi: float) -> float:
+    """u * (hi - lo) + lo, in [lo, hi] without overflow when hi - lo exceeds the floats."""
+    lo, hi = float(lo), float(hi)
+    span = hi - lo
+    x = u * span + lo if math.isfinite(span) else (1.0 - u) * lo + u * hi
+    return min(max(x, lo), hi)
+
+
+def _exp(x: float) -> float:
+    """np.exp(x) clamped to the finite floats, without numpy's overflow warning."""
+    with np.errstate(over="ignore"):
+        return _finite(float(np.exp(x)))
+
+
 def _quantize(x: float, q: float) -> int | float:
-    """round(x / q) * q, half to even (numpy); an int only when q was written as an int."""
-    r = float(np.round(x / q) * q)
+    """round(x / q) * q, half to even (numpy); an int only when q was written as an int.
+
+    When x / q or the product overflows (q tiny next to x, or a huge x), x is already as
+    close to a multiple of q as a float can say, and x itself is the answer.
+    """
+    x = _finite(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = float(np.round(x / q) * q)
+    if not math.isfinite(r):
+        r = x
     return int(r) if isinstance(q, int) else r
 
 
@@ -97,7 +129,9 @@ def _randint_ppf(u: float, low: int, high: int) -> int:
         return high - 1
     vals = math.ceil(u * (high - low) + low) - 1
     vals1 = min(max(vals - 1, low), high)
-    return vals1 if (vals1 - low + 1.0) / (high - low) >= u else vals
+    out = vals1 if (vals1 - low + 1.0) / (high - low) >= u else vals
+    # Floats carry 53 bits: with 64-bit bounds the arithmetic can step past either end.
+    return min(max(out, low), high - 1)
 
 
 def _clip_u(u: float) -> float:
@@ -304,7 +338,7 @@ class Uniform(_Bounded):
     name: ClassVar[str] = "uniform"
 
     def ppf(self, u: float) -> float:
-        return float(u * (self.max - self.min) + self.min)
+        return _lerp(u, self.min, self.max)
 
 
 @dataclass(frozen=True)
@@ -313,7 +347,7 @@ class QUniform(_QBounded):
     grid_ok: ClassVar[bool] = True
 
     def ppf(self, u: float) -> int | float:
-        return _quantize(u * (self.max - self.min) + self.min, self.q)
+        return _quantize(_lerp(u, self.min, self.max), self.q)
 
     def grid_values(self) -> list[Any]:
         """np.arange(min, max, q): W&B leaves max out of the grid."""
@@ -321,17 +355,18 @@ class QUniform(_QBounded):
 
     def grid_count(self) -> int:
         """len(np.arange(min, max, q)) without building it (a tiny q makes it huge)."""
-        return max(math.ceil((self.max - self.min) / self.q), 0)
+        steps = (float(self.max) - float(self.min)) / self.q
+        return max(math.ceil(steps), 0) if math.isfinite(steps) else sys.maxsize
 
 
 def _log_uniform(u: float, lo: float, hi: float) -> float:
     """exp(uniform(lo, hi)) with lo, hi natural-log exponents."""
-    return float(np.exp(u * (hi - lo) + lo))
+    return _exp(u * (hi - lo) + lo)
 
 
 def _inv_log_uniform(u: float, lo: float, hi: float) -> float:
     """W&B's inv_log_uniform_v1_ppf: exp(-uniform.ppf(1 - u, lo, hi - lo))."""
-    return float(np.exp(-((1.0 - u) * (hi - lo) + lo)))
+    return _exp(-((1.0 - u) * (hi - lo) + lo))
 
 
 @dataclass(frozen=True)
@@ -393,12 +428,22 @@ class InvLogUniformValues(_PositiveMin, _Bounded):
 
 def _normal(u: float, mu: float, sigma: float) -> float:
     # sigma = 0 is allowed by W&B's schema; scipy would answer nan, the limit is mu.
-    return float(mu) if sigma == 0 else _ndtri(u) * sigma + mu
+    return float(mu) if sigma == 0 else _finite(_ndtri(u) * float(sigma) + float(mu))
 
 
 def _log_normal(u: float, mu: float, sigma: float) -> float:
-    """scipy.stats.lognorm.ppf(u, s=sigma, scale=exp(mu)), as W&B calls it."""
-    return float(np.exp(sigma * _ndtri(u)) * np.exp(mu)) if sigma else float(np.exp(mu))
+    """scipy.stats.lognorm.ppf(u, s=sigma, scale=exp(mu)), as W&B calls it.
+
+    Computed as exp(sigma * z + mu) when exp(mu) alone would overflow (a huge sigma or mu).
+    """
+    mu = float(mu)
+    if not sigma:
+        return _exp(mu)
+    z = float(sigma) * _ndtri(u)
+    if abs(z) < _MAX_EXPONENT and abs(mu) < _MAX_EXPONENT:
+        with np.errstate(over="ignore"):
+            return _finite(float(np.exp(z) * np.exp(mu)))
+    return _exp(_finite(z + mu))
 
 
 @dataclass(frozen=True)
@@ -455,7 +500,9 @@ class QLogNormal(_QMuSigma):
 def _beta(u: float, a: float, b: float) -> float:
     from scipy.special import betaincinv  # type: ignore[import-untyped,unused-ignore]
 
-    return float(betaincinv(a, b, u))
+    x = float(betaincinv(a, b, u))
+    # scipy answers nan once a + b overflows; the law has then collapsed onto its mean.
+    return 1.0 / (1.0 + float(b) / float(a)) if math.isnan(x) else x
 
 
 @dataclass(frozen=True)
@@ -641,6 +688,7 @@ def _resolve_name(spec: Mapping[str, Any], path: tuple[PathPart, ...]) -> tuple[
         return "categorical_w_probabilities", []
     if name not in REGISTRY:
         close = difflib.get_close_matches(name, REGISTRY, n=1)
+        close = [REGISTRY[c].deprecated_by or c for c in close]  # suggest the form to use, not a deprecated one
         hint = f"; did you mean {close[0]}?" if close else f" (one of: {', '.join(REGISTRY)})"
         return None, [Violation(where, f"'{name}' is not a distribution{hint}")]
     return name, []
@@ -749,6 +797,11 @@ class Space:
         """Every grid point in W&B order, equal values (by YAML) merged; ValueError if none."""
         return list(self.iter_grid())
 
+    def grid_index(self) -> GridIndex:
+        """Random access to the grid, in `iter_grid`'s order, without building it: a planner
+        resumed at trial n of a million-point grid holds one column per parameter, not the grid."""
+        return GridIndex(self)
+
     def grid_size(self) -> int:
         return math.prod(dist.grid_count() for _, dist in self.leaves)
 
@@ -782,3 +835,25 @@ class Space:
     def valid_name(name: Any) -> bool:
         """W&B's parameter-name pattern, at every nesting level."""
         return isinstance(name, str) and bool(_NAME.match(name))
+
+
+class GridIndex:
+    """Grid point n of a space, computed from n (mixed radix, the last parameter fastest)."""
+
+    def __init__(self, space: Space) -> None:
+        self._space = space
+        self._paths = [path for path, _ in space.leaves]
+        self._columns = [dist.grid_values() for _, dist in space.leaves]
+        self._size = math.prod(len(c) for c in self._columns)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, n: int) -> dict[str, Any]:
+        if not 0 <= n < self._size:
+            raise IndexError(n)
+        flat: dict[Path, Any] = {}
+        for path, column in zip(reversed(self._paths), reversed(self._columns), strict=True):
+            n, i = divmod(n, len(column))
+            flat[path] = _fresh(column[i])
+        return self._space.nest(dict(reversed(list(flat.items()))))

@@ -40,6 +40,7 @@ from __future__ import annotations
 import bisect
 import math
 import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -47,10 +48,13 @@ from typing import Any, Literal
 from sweepq.errors import ConfigError, Violation
 
 __all__ = [
+    "Asha",
     "Decision",
+    "Hyperband",
     "HyperbandTracker",
     "Rule",
     "Stop",
+    "StoppingRule",
     "clean_history",
     "decide",
     "evaluate",
@@ -127,6 +131,10 @@ class Rule:
                 ]
             )
         return cls(type=rtype, bands=bands, eta=float(eta), strict=bool(strict))
+
+    def build(self, goal: str) -> StoppingRule:
+        """The incremental rule the pruner keeps: the one place that dispatches on the type."""
+        return Hyperband(self, goal) if self.type == "hyperband" else Asha(self, goal)
 
 
 @dataclass(frozen=True)
@@ -337,7 +345,30 @@ def _hyperband(rule: Rule, goal: Goal, items: Sequence[tuple[str, list[float], b
     return stops
 
 
-class HyperbandTracker:
+class StoppingRule(ABC):
+    """An early-termination rule that keeps every run's history, in the shape of Optuna's
+    pruners (a small interface a new rule implements) but incremental: the pruner tells it each
+    history as it grows and asks which running runs to stop."""
+
+    def __init__(self, rule: Any, goal: str) -> None:
+        self.rule = Rule.from_config(rule)
+        self.goal = _check_goal(goal)
+
+    @abstractmethod
+    def update(self, name: str, history: Sequence[Any]) -> None:
+        """Set a run's whole history (raw values, cleaned here); a history that does not extend
+        the previous one (a new attempt) replaces it."""
+
+    @abstractmethod
+    def forget(self, name: str) -> None:
+        """Drop a run (and whatever was decided about it)."""
+
+    @abstractmethod
+    def decide(self, running: Iterable[str]) -> list[Stop]:
+        """The running runs to stop now, with why."""
+
+
+class Hyperband(StoppingRule):
     """W&B's hyperband decision kept up to date as histories grow: the same stops as
     :func:`evaluate`, but a call costs O(running runs), not O(all values of all runs).
 
@@ -347,10 +378,9 @@ class HyperbandTracker:
     """
 
     def __init__(self, rule: Any, goal: str) -> None:
-        self.rule = Rule.from_config(rule)
+        super().__init__(rule, goal)
         if self.rule.type != "hyperband":
-            raise ValueError("HyperbandTracker serves hyperband only")
-        self.goal = _check_goal(goal)
+            raise ValueError("Hyperband serves hyperband only")
         self._bands: dict[int, list[float]] = {b: [] for b in self.rule.bands}
         self._hist: dict[str, list[float]] = {}
         self._best: dict[str, float] = {}
@@ -402,6 +432,36 @@ class HyperbandTracker:
                         f"threshold {_fmt(sign * limits[band])} ({mode})",
                     )
                 )
+        return stops
+
+
+HyperbandTracker = Hyperband  # the name the first version used
+
+
+class Asha(StoppingRule):
+    """ASHA as the pruner keeps it: histories and the rungs each run has passed, so a decision
+    is never revisited (see the module docstring). A decision costs O(all values)."""
+
+    def __init__(self, rule: Any, goal: str) -> None:
+        super().__init__(rule, goal)
+        self._hist: dict[str, list[float]] = {}
+        self._promoted: dict[str, int] = {}
+
+    def update(self, name: str, history: Sequence[Any]) -> None:
+        h = clean_history(history, goal=self.goal)
+        old = self._hist.get(name, [])
+        if h[: len(old)] != old:
+            self._promoted.pop(name, None)
+        self._hist[name] = h
+
+    def forget(self, name: str) -> None:
+        self._hist.pop(name, None)
+        self._promoted.pop(name, None)
+
+    def decide(self, running: Iterable[str]) -> list[Stop]:
+        wanted = set(running)
+        items = [(name, h, name in wanted) for name, h in self._hist.items()]
+        stops, self._promoted = _asha(self.rule, self.goal, items, self._promoted)
         return stops
 
 

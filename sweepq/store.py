@@ -10,6 +10,7 @@ transition scripts return the record they wrote, so nobody reads it back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import secrets
@@ -173,6 +174,22 @@ class Store:
             script = self._scripts[name] = self.r.register_script(_script_source(name))
         return script
 
+    def _pipelined(self, calls: Sequence[tuple[str, list[str], list[Arg]]]) -> list[Any]:
+        """Several script calls in one round trip. redis-py's own pipeline would first ask
+        SCRIPT EXISTS (a second round trip every time); these scripts are loaded once per Store,
+        and a server that lost them (a restart) gets the failed calls again one by one."""
+        pipe = self.r.pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(self._script(name).sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                name, keys, args = calls[i]
+                replies[i] = self._script(name)(keys=keys, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+        return list(replies)
+
     def _call(self, name: str, keys: Sequence[str], args: Iterable[Any]) -> Any:
         return self._script(name)(keys=list(keys), args=[_arg(a) for a in args])
 
@@ -241,7 +258,17 @@ class Store:
         return Sweep.from_fields(sweep_id, {_s(k): _s(v) for k, v in raw.items()}, config)
 
     def sweep_ids(self) -> list[str]:
-        return [_s(x) for x in cast(list[bytes], self.r.zrevrange(Keys.SWEEPS, 0, -1))]
+        """Every sweep, newest first; sweeps whose retention expired are dropped from the list."""
+        ids = [_s(x) for x in cast(list[bytes], self.r.zrevrange(Keys.SWEEPS, 0, -1))]
+        pipe = self.r.pipeline(transaction=False)
+        for sid in ids:
+            pipe.exists(Keys(sid).sweep)
+        alive = pipe.execute() if ids else []
+        gone = [sid for sid, ok in zip(ids, alive, strict=True) if not ok]
+        if gone:
+            with contextlib.suppress(redis.exceptions.NoPermissionError):  # a read-only viewer
+                self.r.zrem(Keys.SWEEPS, *gone)
+        return [sid for sid, ok in zip(ids, alive, strict=True) if ok]
 
     def set_sweep_state(
         self,
@@ -251,14 +278,44 @@ class Store:
         allowed: Iterable[SweepState],
         reason: str = "",
         waive_failures: bool = False,
+        by_user: bool = False,
     ) -> str:
-        """'ok', or the current state when the move is not allowed from it."""
+        """'ok', or the current state when the move is not allowed from it. `by_user` records
+        that a person (not sweepq itself) made the move."""
         k = Keys(sweep_id)
+        who = "user" if by_user else "sweepq"
         return self._run(
             "set_sweep_state",
             [k.sweep, k.events],
-            [state, reason, self.now(), int(waive_failures), *allowed],
+            [state, reason, self.now(), int(waive_failures), who, *allowed],
         )
+
+    def sweep_keys(self, sweep_id: str) -> list[str]:
+        """Every key of the sweep (one SCAN over its hash-tagged prefix) and its RQ jobs'."""
+        keys: list[str] = []
+        for pattern in (f"{Keys(sweep_id).prefix}:*", f"rq:job:sweepq-{sweep_id}-*"):
+            keys += [_s(k) for k in self.r.scan_iter(match=pattern, count=1000)]
+        return keys
+
+    def delete_sweep(self, sweep_id: str) -> int:
+        """Remove a sweep and everything it wrote; returns the number of keys deleted. The
+        caller makes sure nothing of it still runs (`control.delete`)."""
+        keys = self.sweep_keys(sweep_id)
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(0, len(keys), 500):
+            pipe.unlink(*keys[i : i + 500])
+        pipe.zrem(Keys.SWEEPS, sweep_id)
+        pipe.execute()
+        self._configs.pop(sweep_id, None)
+        return len(keys)
+
+    def expire_sweep(self, sweep_id: str, seconds: int) -> None:
+        """Let an ended sweep's keys expire after `seconds` (the retention setting); its entry in
+        the list of sweeps goes when `sweep_ids` next finds it gone."""
+        pipe = self.r.pipeline(transaction=False)
+        for key in self.sweep_keys(sweep_id):
+            pipe.expire(key, seconds)
+        pipe.execute()
 
     def set_cap(self, sweep_id: str, cap: int) -> None:
         self.r.hset(Keys(sweep_id).sweep, "cap", cap)
@@ -368,12 +425,9 @@ class Store:
         trial's state and any stop request after the last one."""
         k = Keys(sweep.id)
         goal = sweep.metric.goal if sweep.metric else "minimize"
-        log_script = self._script("log")
-        pipe = self.r.pipeline(transaction=False)
+        calls: list[tuple[str, list[str], list[Arg]]] = []
         if output:
-            self._script("output")(
-                keys=[k.trial(number), k.log(number)], args=[attempt, sweep.settings.log_cap, *output], client=pipe
-            )
+            calls.append(("output", [k.trial(number), k.log(number)], [attempt, sweep.settings.log_cap, *output]))
         for rec in records:
             v = "" if rec.value is None or not math.isfinite(rec.value) else repr(float(rec.value))
             args: list[Arg] = [
@@ -387,8 +441,8 @@ class Store:
                 number,
                 source,
             ]
-            log_script(keys=[k.trial(number), k.history(number), k.metrics], args=args, client=pipe)
-        replies = pipe.execute()
+            calls.append(("log", [k.trial(number), k.history(number), k.metrics], args))
+        replies = self._pipelined(calls)
         if not records:
             return TrialState.RUNNING, None
         state, stop = (_s(x) for x in replies[-1])

@@ -45,6 +45,17 @@ def _session_signing_key() -> None:
 _session_signing_key()
 
 
+# A test that needs no server is `pure` (the fast subset: `pytest -m pure`); one that does is
+# `e2e`. Decided by the fixtures a test uses, so a new test is classified without a marker.
+_SERVER_FIXTURES = frozenset({"redis_url", "r", "workers", "plans"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.e2e if uses & _SERVER_FIXTURES else pytest.mark.pure)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     url = os.environ.get("SWEEPQ_TEST_REDIS_URL")

@@ -118,13 +118,17 @@ def test_preview_args_json_file_placeholder_and_function_mode(tmp_path: Path) ->
         "method: grid\nprogram: t.py\ncommand: ['${program}', '${args_json_file}']\nparameters: {a: {values: [1, 2]}}\n"
     )
     assert [i["command"] for i in _preview(path)] == [["t.py", "<args_json_file>"]] * 2
+    # A file without `program` whose command runs ${program} is refused (it would fail every
+    # trial on a worker); a dict in notebook mode may leave it out (tests/test_config.py).
     path.write_text("method: grid\nparameters: {a: {values: [1]}}\n")
-    assert _preview(path) == [{"params": {"a": 1}, "command": None}]
+    result = _invoke("preview", str(path))
+    assert result.exit_code == 2
+    assert "program: required: the default command runs ${program}" in result.stderr
 
 
 def test_validate_prints_warnings_on_stderr(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text("method: random\nparameters:\n  lr: {distribution: log_uniform, min: -5, max: -1}\n")
+    path.write_text("method: random\nprogram: t.py\nparameters:\n  lr: {distribution: log_uniform, min: -5, max: -1}\n")
     result = _invoke("validate", str(path))
     assert result.exit_code == 0
     assert "warning: parameters.lr: log_uniform" in result.stderr
@@ -136,7 +140,7 @@ def test_real_process_stdin_and_exit_code() -> None:
     """The installed entry point: stdin config, clean message, exit 2, no traceback."""
     bad = subprocess.run(
         [sys.executable, "-m", "sweepq", "validate", "-"],
-        input="method: grid\nparameters: {}\n",
+        input="method: grid\nprogram: t.py\nparameters: {}\n",
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -169,7 +173,7 @@ def test_validate_output_quotes_strings_that_look_like_floats(tmp_path: Path) ->
     from sweepq.config import load
 
     src = tmp_path / "s.yaml"
-    src.write_text("method: grid\nparameters:\n  s: {values: ['1e-5', 1e-5, '3']}\n")
+    src.write_text("method: grid\nprogram: t.py\nparameters:\n  s: {values: ['1e-5', 1e-5, '3']}\n")
     out = tmp_path / "out.yaml"
     out.write_text(_invoke("validate", str(src)).stdout)
     assert [p["s"] for p in load(out).space.grid()] == ["1e-5", 1e-5, "3"]

@@ -332,7 +332,7 @@ def test_every_distribution_round_trips() -> None:
 
 
 def test_yaml_floats_in_exponent_notation() -> None:
-    config = load_text("method: grid\nparameters:\n  wd:\n    values: [1e-5, 3e6, 3000000, 1.5E+2]\n")
+    config = load_text("method: grid\nprogram: t.py\nparameters:\n  wd:\n    values: [1e-5, 3e6, 3000000, 1.5E+2]\n")
     assert [p["wd"] for p in config.space.grid()] == [1e-5, 3000000, 150.0]
 
 
@@ -364,7 +364,7 @@ def test_yaml_duplicate_key_is_an_error(tmp_path: Path) -> None:
 
 def test_json_file_and_json_syntax_error(tmp_path: Path) -> None:
     good = tmp_path / "s.json"
-    good.write_text(json.dumps(_cfg()))
+    good.write_text(json.dumps({**_cfg(), "program": "t.py"}))
     assert load(good).method == "random"
     bad = tmp_path / "b.json"
     bad.write_text('{"method": "grid",\n "parameters": }')
@@ -381,11 +381,11 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
 
 
 def test_load_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("method: random\nparameters: {x: {value: 1}}\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("method: random\nprogram: t.py\nparameters: {x: {value: 1}}\n"))
     assert load("-").method == "random"
-    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(_cfg())))
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({**_cfg(), "program": "t.py"})))
     assert load("-").method == "random"
-    monkeypatch.setattr("sys.stdin", io.StringIO("{method: grid, parameters: {x: {value: 1}}}"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("{method: grid, program: t.py, parameters: {x: {value: 1}}}"))
     assert load("-").method == "grid"  # YAML flow style, not JSON
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     with pytest.raises(ConfigError, match="<stdin>: the sweep config is empty"):
@@ -425,12 +425,12 @@ def test_grid_size_limit() -> None:
         {
             "method": "grid",
             "parameters": {
-                "n": {"min": 1, "max": 10**30},
+                "n": {"min": 1, "max": 10**18},
                 "q": {"distribution": "q_uniform", "min": 0, "max": 1, "q": 1e-9},
             },
         }
     )
-    assert errors == [f"parameters: the grid has {10**30 * 10**9:,} points; sweepq runs at most 1,000,000"]
+    assert errors == [f"parameters: the grid has {10**18 * 10**9:,} points; sweepq runs at most 1,000,000"]
 
 
 def test_non_finite_values_rejected() -> None:
@@ -439,7 +439,9 @@ def test_non_finite_values_rejected() -> None:
 
 def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text("method: random\nparameters:\n  a: &b {min: 1, max: 4}\n  c:\n    <<: *b\n    max: 9\n")
+    path.write_text(
+        "method: random\nprogram: t.py\nparameters:\n  a: &b {min: 1, max: 4}\n  c:\n    <<: *b\n    max: 9\n"
+    )
     config = load(path)
     assert config.to_dict()["parameters"]["c"] == {"distribution": "int_uniform", "min": 1, "max": 9}
 

@@ -401,3 +401,46 @@ def test_hyperband_tracker_matches_evaluate_as_histories_grow(seed: int) -> None
             running.discard(name)
         want = decide(et, goal, hist, running)
         assert tracker.decide(sorted(running, key=list(hist).index)) == want
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_asha_rule_object_matches_evaluate_with_promotions_threaded(seed: int) -> None:
+    """The incremental ASHA the pruner keeps decides what `evaluate` decides when the caller
+    threads `promoted` through, including a new attempt starting its judgement afresh."""
+    import random
+
+    from sweepq.stopping import Asha, Rule, StoppingRule, evaluate
+
+    rng = random.Random(seed)
+    goal = rng.choice(["minimize", "maximize"])
+    et = {"type": "asha", "min_iter": rng.choice([1, 2]), "eta": rng.choice([2, 3]), "max_iter": 30}
+    rule: StoppingRule = Rule.from_config(et).build(goal)
+    assert isinstance(rule, Asha)
+    hist: dict[str, list[float]] = {str(i): [] for i in range(rng.randint(1, 10))}
+    running = set(hist)
+    promoted: dict[str, int] = {}
+    for _ in range(120):
+        name = rng.choice(sorted(hist))
+        if rng.random() < 0.05:
+            hist[name] = []  # a new attempt starts over
+            promoted.pop(name, None)
+        hist[name].append(round(rng.uniform(0, 1), 2))
+        rule.update(name, hist[name])
+        got = rule.decide(running)
+        decision = evaluate(et, goal, hist, running, promoted=promoted)
+        promoted = dict(decision.promoted)
+        assert got == list(decision.stops)
+        for stop in got:
+            running.discard(stop.name)
+
+
+def test_the_config_builds_the_rule_and_dispatch_happens_once() -> None:
+    from sweepq.config import load
+    from sweepq.stopping import Asha, Hyperband
+
+    base = {"method": "random", "metric": {"name": "loss"}, "parameters": {"x": {"min": 0, "max": 1}}}
+    hb = load({**base, "early_terminate": {"type": "hyperband", "min_iter": 3}}).stopping_rule()
+    asha = load({**base, "early_terminate": {"type": "asha", "min_iter": 1, "max_iter": 9}}).stopping_rule()
+    assert isinstance(hb, Hyperband) and hb.rule.bands[:3] == (3, 9, 27)
+    assert isinstance(asha, Asha) and asha.rule.bands == (1, 3)
+    assert load(base).stopping_rule() is None

@@ -1,0 +1,217 @@
+"""The trial program's line to sweepq: its runner, not Redis.
+
+A subprocess program never gets a Redis credential. Its runner serves a Unix socket in the
+attempt's private temporary directory (`SWEEPQ_CHANNEL` names it) and answers a handful of
+requests, each fenced to the runner's own trial and attempt: so a program can neither write
+into another sweep's trial nor outlive its attempt, and the SDK's import costs nothing but the
+standard library (no redis-py, no asyncio) in every trial. In function mode the program runs
+inside the runner's process and `DirectLink` calls the store itself.
+
+The protocol: one JSON object per line each way.
+    {"op": "attach"}                                 -> {"sweep", "trial", "attempt", "params", "metric"}
+    {"op": "log", "step", "row", "value"}            -> {"state", "stop"}
+    {"op": "annotate", "fields": {...}}              -> {"ok"}
+    {"op": "status"}                                 -> {"stop"}  (true when the attempt must end)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import socketserver
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sweepq.model import Sweep, Trial
+    from sweepq.store import Store
+
+__all__ = ["ENV", "Attached", "ChannelServer", "DirectLink", "SocketLink", "TrialLink", "link_from_env"]
+
+ENV = "SWEEPQ_CHANNEL"
+_MAX_LINE = 16 * 1024 * 1024  # one log() row; bigger rows are refused, not buffered forever
+
+
+@dataclass(frozen=True)
+class Attached:
+    """What the program learns of its trial when it attaches."""
+
+    sweep_id: str
+    number: int
+    attempt: int
+    params: dict[str, Any]
+    metric: str | None
+
+
+class TrialLink(ABC):
+    """How the SDK talks to its trial: four requests, all about its own attempt."""
+
+    @abstractmethod
+    def attach(self) -> Attached: ...
+
+    @abstractmethod
+    def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
+        """Append one row; returns (trial state, stop request or '')."""
+
+    @abstractmethod
+    def annotate(self, **fields: Any) -> bool: ...
+
+    @abstractmethod
+    def must_stop(self) -> bool: ...
+
+
+def link_from_env() -> TrialLink | None:
+    """The link a trial's environment offers: the runner's socket, or (function mode, inside the
+    worker) Redis directly; None outside a sweep."""
+    path = os.environ.get(ENV)
+    if path:
+        return SocketLink(path)
+    if os.environ.get("SWEEPQ_REDIS_URL") and os.environ.get("SWEEPQ_SWEEP_ID") and os.environ.get("SWEEPQ_TRIAL"):
+        from sweepq.server import connect
+        from sweepq.store import Store
+
+        store = Store(connect(os.environ["SWEEPQ_REDIS_URL"], long_running=True))
+        return DirectLink(
+            store,
+            os.environ["SWEEPQ_SWEEP_ID"],
+            int(os.environ["SWEEPQ_TRIAL"]),
+            int(os.environ.get("SWEEPQ_ATTEMPT", "1")),
+        )
+    return None
+
+
+class SocketLink(TrialLink):
+    """The program's end: the standard library only."""
+
+    def __init__(self, path: str) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.connect(path)
+        self._file = self._sock.makefile("rwb")
+        self._lock = threading.Lock()
+
+    def _ask(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        data = json.dumps(request, default=str, allow_nan=True).encode() + b"\n"
+        with self._lock:
+            self._file.write(data)
+            self._file.flush()
+            line = self._file.readline()
+        if not line:
+            raise ConnectionError("the sweepq runner closed the trial channel")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise ValueError(f"sweepq runner: {reply['error']}")
+        return reply
+
+    def attach(self) -> Attached:
+        r = self._ask({"op": "attach"})
+        return Attached(str(r["sweep"]), int(r["trial"]), int(r["attempt"]), dict(r["params"]), r.get("metric"))
+
+    def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
+        r = self._ask({"op": "log", "step": step, "row": row, "value": value})
+        return str(r["state"]), str(r.get("stop") or "")
+
+    def annotate(self, **fields: Any) -> bool:
+        return bool(self._ask({"op": "annotate", "fields": fields})["ok"])
+
+    def must_stop(self) -> bool:
+        return bool(self._ask({"op": "status"})["stop"])
+
+
+class DirectLink(TrialLink):
+    """Function mode: the program runs in the runner's process and uses the store."""
+
+    def __init__(self, store: Store, sweep_id: str, number: int, attempt: int) -> None:
+        self.store, self.sweep_id, self.number, self.attempt = store, sweep_id, number, attempt
+        self._sweep: Sweep | None = None
+
+    def _get_sweep(self) -> Sweep:
+        if self._sweep is None:
+            self._sweep = self.store.sweep(self.sweep_id)
+        return self._sweep
+
+    def attach(self) -> Attached:
+        trial = self.store.trial(self.sweep_id, self.number)
+        metric = self._get_sweep().metric
+        return Attached(self.sweep_id, self.number, self.attempt, trial.params, metric.name if metric else None)
+
+    def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
+        from sweepq.store import LogRecord
+
+        state, stop = self.store.log(
+            self._get_sweep(), self.number, attempt=self.attempt, records=[LogRecord(step, row, value)]
+        )
+        return str(state), str(stop or "")
+
+    def annotate(self, **fields: Any) -> bool:
+        return self.store.annotate(self.sweep_id, self.number, attempt=self.attempt, **fields)
+
+    def must_stop(self) -> bool:
+        t = self.store.trial(self.sweep_id, self.number)
+        return bool(t.stop) or t.state != "running" or t.attempt != self.attempt
+
+
+class ChannelServer:
+    """The runner's end: serves the program's requests for one attempt, on a Unix socket in the
+    attempt's private directory, from a daemon thread."""
+
+    def __init__(self, store: Store, sweep: Sweep, trial: Trial, path: str) -> None:
+        self.path = path
+        self.link = DirectLink(store, sweep.id, trial.number, trial.attempt)
+        self.link._sweep = sweep
+        self._params = trial.params
+        link, params = self.link, self._params
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                for line in iter(lambda: self.rfile.readline(_MAX_LINE), b""):
+                    try:
+                        reply = _serve(link, params, json.loads(line))
+                    except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
+                        reply = {"error": f"{type(err).__name__}: {err}"}
+                    self.wfile.write(json.dumps(reply, default=str).encode() + b"\n")
+                    self.wfile.flush()
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        self._server = Server(path, Handler)
+        os.chmod(path, 0o600)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sweepq-channel", daemon=True)
+
+    def __enter__(self) -> ChannelServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def _serve(link: DirectLink, params: dict[str, Any], req: Mapping[str, Any]) -> dict[str, Any]:
+    op = req.get("op")
+    if op == "attach":
+        a = link.attach()
+        return {"sweep": a.sweep_id, "trial": a.number, "attempt": a.attempt, "params": params, "metric": a.metric}
+    if op == "log":
+        value = req.get("value")
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        row = req.get("row")
+        state, stop = link.log(int(req.get("step", 0)), row if isinstance(row, Mapping) else {}, number)
+        return {"state": state, "stop": stop}
+    if op == "annotate":
+        fields = req.get("fields")
+        return {"ok": isinstance(fields, Mapping) and link.annotate(**dict(fields))}
+    if op == "status":
+        return {"stop": link.must_stop()}
+    raise ValueError(f"unknown request {op!r}")

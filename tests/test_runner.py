@@ -1,0 +1,107 @@
+"""The runner, in this process, with real subprocess programs and a real server."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+from sweepq import config as cfgmod
+from sweepq.model import Settings, StopKind, TrialState
+from sweepq.runner import execute
+from sweepq.store import Store
+
+
+def _trial(store: Store, tmp_path: Path, source: str, **settings: float) -> str:
+    (tmp_path / "prog.py").write_text(source)
+    cfg = cfgmod.load(
+        {
+            "program": "prog.py",
+            "command": [sys.executable, "${program}", "${args}"],
+            "method": "random",
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"min": 0.0, "max": 1.0}},
+        }
+    )
+    sid = store.create_sweep(cfg, Settings(workdir=str(tmp_path), seed=1, **settings))  # type: ignore[arg-type]
+    assert store.create_trial(sid, 0, params={"x": 0.25}, encoded={"x": 0.25}) == "ok"
+    return sid
+
+
+def _execute(store: Store, sid: str, redis_url: str, **kw: object) -> str:
+    return execute(store, sid, 0, attempt=1, url=redis_url, worker="test-runner", **kw)  # type: ignore[arg-type]
+
+
+def test_printed_metrics_and_output_reach_the_trial(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    store = Store(r)
+    source = "import sys\nfor i in range(40):\n    print(f'step={i} loss={1 / (i + 1)}')\nprint(sys.argv[1:])\n"
+    sid = _trial(store, tmp_path, source)
+    assert _execute(store, sid, redis_url) == "finished"
+    trial = store.trial(sid, 0)
+    assert trial.history_len == 40 and trial.best == 1 / 40 and trial.exit_code == 0
+    out = store.output(sid, 0)
+    assert out[0] == "step=0 loss=1.0" and out[-1] == "['--x=0.25']"
+
+
+def test_a_stop_request_ends_the_program_and_the_trial_is_killed(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    store = Store(r)
+    sid = _trial(store, tmp_path, "import time\nprint('loss=0.5', flush=True)\ntime.sleep(120)\n", grace=1.0)
+
+    def _kill_when_logged() -> None:
+        deadline = time.monotonic() + 30
+        while store.trial(sid, 0).history_len == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        store.request_stop(sid, 0, kind=StopKind.KILL, reason="killed by test")
+
+    threading.Thread(target=_kill_when_logged, daemon=True).start()
+    started = time.monotonic()
+    assert _execute(store, sid, redis_url) == "killed"
+    assert time.monotonic() - started < 30  # not the program's 120 s
+    assert store.trial(sid, 0).reason == "killed by test"
+
+
+def test_the_time_limit_fails_a_hanging_program(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _trial(store, tmp_path, "import time\nprint('loss=1')\ntime.sleep(120)\n", time_limit=1.0, grace=0.5)
+    assert _execute(store, sid, redis_url) == "failed"
+    assert "time limit of 1s" in (store.trial(sid, 0).reason or "")
+
+
+def test_a_finished_program_that_never_logged_the_metric_failed(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _trial(store, tmp_path, "print('accuracy=0.9')\n")
+    assert _execute(store, sid, redis_url) == "failed"
+    assert "'loss' was never logged" in (store.trial(sid, 0).reason or "")
+
+
+def test_function_mode_is_stopped_through_log(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    import sweepq
+
+    store = Store(r)
+    sid = _trial(store, tmp_path, "")
+    seen: list[float] = []
+
+    def train() -> None:
+        run = sweepq.init()
+        seen.append(run.config["x"])
+        for i in range(10_000):
+            sweepq.log({"loss": 1.0 / (i + 1)})
+            if i == 3:
+                store.request_stop(sid, 0, kind=StopKind.PRUNE, reason="pruned by test")
+            time.sleep(0.01)
+
+    assert _execute(store, sid, redis_url, function=train) == "pruned"
+    trial = store.trial(sid, 0)
+    assert seen == [0.25] and trial.state is TrialState.PRUNED and trial.history_len == 5
+
+
+def test_a_superseded_attempt_cannot_run(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    store = Store(r)
+    sid = _trial(store, tmp_path, "open('ran', 'w').write('1')\nprint('loss=1')\n")
+    assert execute(store, sid, 0, attempt=2, url=redis_url, worker="w") == "stale"
+    assert not (tmp_path / "ran").exists()

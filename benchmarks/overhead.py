@@ -92,6 +92,8 @@ def sweepq_preloaded(url: str, n: int, tmp: Path, program: str) -> dict[str, Any
     (sweepq's worker with the runner's imports done before the fork)."""
     env = C.bench_env(tmp)
     env["PYTHONPATH"] = f"{C.PROGRAMS}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    if ":" in program:  # a function program runs only from a module the worker allows
+        env["SWEEPQ_ALLOW_FUNCTIONS"] = program.split(":", 1)[0]
     queue = C.new_queue("overhead-pre")
     workers = [
         subprocess.Popen(

@@ -33,8 +33,19 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
     ] = False,
+    secret_file: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--secret-file", help="the owner's signing secret (else $SWEEPQ_SECRET(_FILE), else .sweepq/)"),
+    ] = None,
 ) -> None:
     """Hyperparameter sweeps in the W&B Sweeps language on Redis + RQ workers."""
+    if secret_file:
+        import os
+
+        from sweepq.trust import ENV_SECRET, ENV_SECRET_FILE
+
+        os.environ.pop(ENV_SECRET, None)
+        os.environ[ENV_SECRET_FILE] = secret_file
 
 
 PathArg = Annotated[str, typer.Argument(help="sweep.yaml / .json, or - for stdin")]
@@ -376,6 +387,37 @@ def report(
     target = Path(out or f"sweep-{sweep_id}.html")
     target.write_text(rep.html_report(_store(redis_url), sweep_id), encoding="utf-8")
     typer.echo(str(target))
+
+
+@app.command()
+@_guard
+def key(
+    generate: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--generate", help="write a new secret to this file (mode 0600) and use it"),
+    ] = None,
+) -> None:
+    """Print the public key that workers must trust (SWEEPQ_TRUSTED_KEYS) for sweeps made here.
+
+    The key pair comes from the owner's secret: --secret-file, $SWEEPQ_SECRET, $SWEEPQ_SECRET_FILE,
+    else .sweepq/signing.key (or under $SWEEPQ_HOME), generated the first time."""
+    import os
+
+    from sweepq import trust
+
+    if generate:
+        path = os.path.abspath(generate)
+        if os.path.exists(path):
+            raise SweepqError(f"--generate: {path} exists; remove it first or use it with --secret-file")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(trust.new_secret() + "\n")
+        os.environ.pop(trust.ENV_SECRET, None)
+        os.environ[trust.ENV_SECRET_FILE] = path
+        typer.echo(f"wrote a new secret to {path}; planners use it with SWEEPQ_SECRET_FILE={path}", err=True)
+    signer = trust.Signer.load(create=True)
+    assert signer is not None
+    typer.echo(signer.public.text)
 
 
 @app.command()

@@ -455,6 +455,10 @@ class _Checker:
                     f"command.{i}: {part!r}: only an element that is wholly a macro is "
                     "replaced; this one is passed as written"
                 )
+        from sweepq.trust import shell_warning
+
+        if shell := shell_warning([p for p in value if isinstance(p, str)]):
+            self.warnings.append(shell)
         # W&B runs its default command when the list is empty.
         return tuple(value) if value else DEFAULT_COMMAND
 

@@ -164,8 +164,13 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Outcome:
                     target=pruner.run, kwargs={"should_exit": stop.is_set}, name="sweepq-pruner", daemon=True
                 )
             )
-    queue = store.sweep(sweep_id).queue  # the sweep's own (also on --resume)
-    workers = spawn_local_workers(url, queue, n_workers, log_dir=home_dir() / "logs") if n_workers else []
+    workers: list[subprocess.Popen[bytes]] = []
+    if n_workers:
+        from sweepq.trust import local_worker_env
+
+        env = local_worker_env(store.signer, sweep.config.program)
+        queue = sweep.queue  # the sweep's own (also on --resume)
+        workers = spawn_local_workers(url, queue, n_workers, log_dir=home_dir() / "logs", env=env)
     for t in threads:
         t.start()
     display = PlanDisplay(store, sweep)

@@ -219,6 +219,7 @@ class Sweep:
     state_reason: str | None
     failures_waived: bool = False  # resumed by a person after the fail pause: never pause again
     state_by_user: bool = False  # the last state change was a person's, not sweepq's own
+    signature: str | None = None  # the owner's signature of the config (sweepq.trust)
 
     @classmethod
     def from_fields(cls, sweep_id: str, h: Mapping[str, str], raw_config: Mapping[str, Any]) -> Sweep:
@@ -234,6 +235,7 @@ class Sweep:
             state_reason=h.get("state_reason") or None,
             failures_waived=bool(h.get("failures_waived")),
             state_by_user=h.get("state_by") == "user",
+            signature=h.get("sig") or None,
         )
 
     @property
@@ -290,6 +292,7 @@ class Trial:
     preempting: bool = False
     uses_sdk: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
+    signature: str | None = None  # the owner's signature of (sweep, number, params): sweepq.trust
 
     @property
     def id(self) -> str:
@@ -326,6 +329,7 @@ class Trial:
             preempting=bool(h.get("preempting")),
             uses_sdk=bool(h.get("sdk")),
             summary=json.loads(h.get("summary", "{}")),
+            signature=h.get("sig") or None,
         )
 
     def as_dict(self) -> dict[str, Any]:

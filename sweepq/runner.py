@@ -94,6 +94,12 @@ def execute(
         return claim.status
     trial = claim.trial
     sweep = store.sweep(sweep_id)
+    from sweepq.trust import refusal
+
+    why = refusal(sweep, trial, in_process=function is not None)  # the records used below: no TOCTOU
+    if why is not None:
+        print(f"sweepq: refused trial {trial.id}: {why}", file=sys.stderr)
+        return store.finish(sweep_id, number, attempt=attempt, outcome="failed", reason=f"refused: {why}").status
     sink = OutputSink(store, sweep, trial)
     beat = Heartbeat(store, sweep, trial)
     try:

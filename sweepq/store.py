@@ -29,6 +29,7 @@ from sweepq.model import Settings, StopKind, Sweep, SweepState, Trial, TrialStat
 
 if TYPE_CHECKING:
     from sweepq.config import SweepConfig
+    from sweepq.trust import Signer
 
 __all__ = ["Keys", "LogRecord", "Store", "Transition"]
 
@@ -148,11 +149,24 @@ def _arg(value: Any) -> Arg:
 class Store:
     """Typed access to one Redis: reads return records, writes are the Lua transitions."""
 
-    def __init__(self, r: redis.Redis, *, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, r: redis.Redis, *, now: Callable[[], float] = time.time, signer: Signer | None = None) -> None:
         self.r = r
         self.now = now
         self._scripts: dict[str, Any] = {}
         self._configs: dict[str, dict[str, Any]] = {}  # a sweep's config never changes
+        self._signer = signer  # the owner's key, loaded when this store first creates something
+        self._sweep_sigs: dict[str, str] = {}  # nor does its signature
+
+    @property
+    def signer(self) -> Signer:
+        """The key that signs what this store creates (`sweepq.trust`): given, or the owner's
+        from the environment or `$SWEEPQ_HOME` (generated there the first time)."""
+        if self._signer is None:
+            from sweepq.trust import Signer
+
+            self._signer = Signer.load(create=True)
+            assert self._signer is not None
+        return self._signer
 
     def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
@@ -214,13 +228,16 @@ class Store:
         if cap is not None:
             fields["cap"] = cap
         raw = config.to_dict()
-        if not self.r.set(keys.config, json.dumps(raw), nx=True):
+        text = json.dumps(raw)
+        fields["sig"] = self.signer.sign_sweep(sid, json.loads(text), settings.workdir)
+        if not self.r.set(keys.config, text, nx=True):
             raise ValueError(f"sweep {sid} exists")
         pipe = self.r.pipeline()
         pipe.hset(keys.sweep, mapping=cast(Mapping[Any, Any], fields))
         pipe.zadd(Keys.SWEEPS, {sid: float(fields["created_at"])})
         pipe.execute()
         self._configs[sid] = raw
+        self._sweep_sigs[sid] = str(fields["sig"])
         return sid
 
     def _raw_config(self, sweep_id: str) -> dict[str, Any] | None:
@@ -306,12 +323,21 @@ class Store:
     # --- trials -----------------------------------------------------------------------------
 
     def create_trial(self, sweep_id: str, number: int, *, params: Mapping[str, Any], encoded: Mapping[str, Any]) -> str:
-        """'ok', or why not: 'closed' (sweep not running), 'cap', 'race'."""
+        """'ok', or why not: 'closed' (sweep not running), 'cap', 'race'. The trial is signed
+        (number, parameters, the sweep's signature) so a worker can tell it from a forgery."""
+        text = json.dumps(params)
+        sig = self.signer.sign_trial(sweep_id, number, json.loads(text), self._sweep_signature(sweep_id))
         return self._run(
             "create_trial",
             Keys(sweep_id).transition(number),
-            [number, json.dumps(params), json.dumps(encoded), self.now()],
+            [number, text, json.dumps(encoded), self.now(), sig],
         )
+
+    def _sweep_signature(self, sweep_id: str) -> str:
+        sig = self._sweep_sigs.get(sweep_id)
+        if sig is None:
+            sig = self._sweep_sigs[sweep_id] = _s(cast(bytes, self.r.hget(Keys(sweep_id).sweep, "sig") or b""))
+        return sig
 
     def trial(self, sweep_id: str, number: int) -> Trial:
         raw = cast(dict[bytes, bytes], self.r.hgetall(Keys(sweep_id).trial(number)))

@@ -1,10 +1,12 @@
 """A hardened RQ worker for sweep boxes, and the local workers `sweepq plan` starts.
 
-`rq worker -w sweepq.worker.Worker sweepq` runs only sweepq's trial function: job data is read
-with an unpickler that resolves no global at all (our jobs hold only strings and numbers), so a
-forged job naming `os.system` is refused before anything runs. Plain `rq worker` also runs
-sweepq's jobs, but executes whatever function any job names: anyone who can write to Redis can
-run code there.
+`rq worker -w sweepq.worker.Worker sweepq` runs only sweepq's trial function with exactly (sweep
+id, trial number, attempt): job data and meta are read as JSON (`sweepq.jobs.TrialJob`; nothing
+is unpickled, not even in RQ's registry cleanup), a job naming another function, carrying a
+callback, a dependency or a webhook is refused before anything runs, and the trial itself runs
+only if its owner's signatures verify (`sweepq.trust`). Plain `rq worker` cannot read sweepq's
+jobs (they are JSON), and with `--serializer json` it would run whatever function any job names:
+anyone who can write to Redis could run code there.
 
 It also loads sweepq before RQ forks a work horse for each job, which makes short trials several
 times cheaper, and stops taking jobs after too many trials in a row failed on it (a bad GPU, a full
@@ -31,8 +33,7 @@ from rq.queue import Queue
 
 # Loaded once here, before RQ forks a work horse per job: each horse would otherwise import
 # them (numpy through the config's space) again, about 0.3-0.45 s per trial on a small machine.
-from sweepq import command, config, runner, sdk  # noqa: F401
-from sweepq.jobs import RUN_TRIAL
+from sweepq import command, config, jobs, runner, sdk, trust  # noqa: F401
 
 __all__ = ["RestrictedPickle", "Worker", "spawn_local_workers", "stop_local_workers"]
 
@@ -52,7 +53,8 @@ class _Unpickler(pickle.Unpickler):
 
 
 class RestrictedPickle:
-    """RQ's pickle format (so plain workers and ours share a queue) without code execution."""
+    """RQ's pickle format without code execution. No longer used by sweepq (its jobs are JSON,
+    `sweepq.jobs.SERIALIZER`); kept for code that named it."""
 
     dumps: ClassVar[Any] = partial(pickle.dumps, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -65,19 +67,35 @@ class Worker(_RQWorker):
     """Runs sweepq trials only; stops after `SWEEPQ_MAX_FAIL_STREAK` failed trials in a row."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["serializer"] = RestrictedPickle
+        # `rq worker` builds its queues with its own (pickle) serializer and passes them in;
+        # RQ's registry cleanup would read jobs through them. Rebuild them by name, ours.
+        if args:
+            args = (_queue_names(args[0]), *args[1:])
+        elif "queues" in kwargs:
+            kwargs["queues"] = _queue_names(kwargs["queues"])
+        kwargs["serializer"] = jobs.SERIALIZER
+        kwargs["job_class"] = jobs.TrialJob
         super().__init__(*args, **kwargs)
         self.fail_streak = 0
         self.max_fail_streak = int(os.environ.get("SWEEPQ_MAX_FAIL_STREAK", "5"))
+        # A worker that could verify nothing would fail every trial it took: it does not start.
+        try:
+            keys = trust.Verifier.load().keys
+        except trust.TrustError as err:
+            raise SystemExit(f"sweepq.worker.Worker: {err}") from None
+        if not keys:
+            raise SystemExit(
+                "sweepq.worker.Worker: no trusted signing key, so every trial would be refused; give "
+                "this worker the sweep owner's public key (`sweepq key` prints it) in "
+                f"{trust.ENV_TRUSTED_KEYS} or {trust.ENV_TRUSTED_KEYS_FILE}"
+            )
+        self.log.info("sweepq: trusting signing keys %s", ", ".join(keys))
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        try:
-            name = job.func_name
-        except Exception as err:  # noqa: BLE001 - unreadable job data is refused, not run
-            name = f"<unreadable: {err}>"
-        if name != RUN_TRIAL:
-            self.log.error("refusing job %s: it names %s, not %s", job.id, name, RUN_TRIAL)
-            self.handle_job_failure(job, queue=queue, exc_string=f"refused by sweepq.worker.Worker: {name}")
+        why = jobs.job_refusal(job)
+        if why is not None:
+            self.log.error("refusing job %s: %s", job.id, why)
+            self.handle_job_failure(job, queue=queue, exc_string=f"refused by sweepq.worker.Worker: {why}")
             return
         super().execute_job(job, queue)
         self._count_failure(job)
@@ -98,6 +116,11 @@ class Worker(_RQWorker):
                 self.fail_streak,
             )
             self.request_stop(None, None)  # type: ignore[no-untyped-call]
+
+
+def _queue_names(queues: Any) -> list[str]:
+    items = [queues] if isinstance(queues, (str, Queue)) else list(queues)
+    return [q.name if isinstance(q, Queue) else str(q) for q in items]
 
 
 def local_worker_name(index: int) -> str:
@@ -126,9 +149,14 @@ def stop_local_workers(procs: list[subprocess.Popen[bytes]], r: Any, *, grace: f
                 dead.register_death()  # type: ignore[no-untyped-call]
 
 
-def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    """Start `n` real `rq worker` processes for a local sweep; their logs go to `log_dir`."""
+def spawn_local_workers(
+    url: str, queue: str, n: int, *, log_dir: Path, env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """Start `n` real `rq worker` processes for a local sweep; their logs go to `log_dir`.
+    `env` is added to theirs (the owner's public key, `trust.local_worker_env`); the owner's
+    secret is never passed on."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    child_env = trust.scrubbed_environ(env or {})
     procs = []
     for i in range(n):
         log = open(log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -151,6 +179,7 @@ def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=child_env,
             )
         )
         log.close()

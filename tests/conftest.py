@@ -21,6 +21,30 @@ ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 
+def _session_signing_key() -> None:
+    """One owner key for the whole session, inherited by every worker and CLI the tests start
+    (`tests.helpers.base_env` copies this environment), so sweeps made anywhere in a test verify
+    on its workers, and nothing is written under the repository's .sweepq/. Tests of the key
+    handling itself set their own environment. Function-mode test programs are allowed too."""
+    os.environ.setdefault("SWEEPQ_ALLOW_FUNCTIONS", "tests.programs")
+    if os.environ.get("SWEEPQ_SECRET") or os.environ.get("SWEEPQ_SECRET_FILE"):
+        return
+    import atexit
+    import secrets
+    import shutil
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="sweepq-test-key-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    path = Path(home, "signing.key")
+    path.write_text(secrets.token_urlsafe(32) + "\n")
+    path.chmod(0o600)
+    os.environ["SWEEPQ_SECRET_FILE"] = str(path)
+
+
+_session_signing_key()
+
+
 # A test that needs no server is `pure` (the fast subset: `pytest -m pure`); one that does is
 # `e2e`. Decided by the fixtures a test uses, so a new test is classified without a marker.
 _SERVER_FIXTURES = frozenset({"redis_url", "r", "workers", "plans"})

@@ -29,7 +29,12 @@ Which GPUs, first match wins:
 Options:
   --url URL          Redis URL (default: \$SWEEPQ_REDIS_URL); required
   --queue NAME       queue to work on (default: sweepq)
-  --plain            use RQ's plain Worker instead of sweepq.worker.Worker
+  --trusted-keys F   the sweep owners' public keys, one per line (\$SWEEPQ_TRUSTED_KEYS_FILE;
+                     or set SWEEPQ_TRUSTED_KEYS); the workers run only trials they sign
+  --allow-functions M  modules whose functions \`program: module:function\` may run inside
+                     the workers, comma-separated (\$SWEEPQ_ALLOW_FUNCTIONS; default none)
+  --plain            use RQ's plain Worker instead of sweepq.worker.Worker (it cannot read
+                     sweepq's JSON jobs: only for queues of other RQ jobs you trust)
   --worker-class C   worker class (default: sweepq.worker.Worker)
   --name-prefix P    worker name prefix (default: the short host name)
   --log-dir DIR      one log file per worker here
@@ -91,6 +96,8 @@ name_prefix=""
 log_dir="${SWEEPQ_LOG_DIR:-${XDG_STATE_HOME:-${HOME:-.}/.local/state}/sweepq/workers}"
 rq_bin="${SWEEPQ_RQ:-rq}"
 dry_run=0
+trusted_keys="${SWEEPQ_TRUSTED_KEYS_FILE:-}"
+allow_functions="${SWEEPQ_ALLOW_FUNCTIONS:-}"
 extra=()
 
 while (($#)); do
@@ -103,6 +110,10 @@ while (($#)); do
         --gpus=*) gpus=${1#*=}; shift ;;
         --devices) need_value "$@"; devices_arg=$2; shift 2 ;;
         --devices=*) devices_arg=${1#*=}; shift ;;
+        --trusted-keys) need_value "$@"; trusted_keys=$2; shift 2 ;;
+        --trusted-keys=*) trusted_keys=${1#*=}; shift ;;
+        --allow-functions) need_value "$@"; allow_functions=$2; shift 2 ;;
+        --allow-functions=*) allow_functions=${1#*=}; shift ;;
         --plain) plain=1; shift ;;
         --worker-class) need_value "$@"; worker_class=$2; shift 2 ;;
         --worker-class=*) worker_class=${1#*=}; shift ;;
@@ -121,6 +132,14 @@ done
 
 [[ -n $url ]] || die "no Redis URL: pass --url redis://HOST:6379/0 or set SWEEPQ_REDIS_URL"
 [[ $queue =~ ^[A-Za-z0-9_.:-]+$ ]] || die "bad queue name: $queue"
+if [[ -n $trusted_keys ]]; then
+    [[ -r $trusted_keys ]] || die "--trusted-keys: cannot read $trusted_keys"
+    trusted_keys=$(cd -- "$(dirname -- "$trusted_keys")" && pwd)/$(basename -- "$trusted_keys")
+elif ((!plain)) && [[ -z ${SWEEPQ_TRUSTED_KEYS:-} ]]; then
+    log "warning: no --trusted-keys and no SWEEPQ_TRUSTED_KEYS: the workers trust only a key" \
+        "under \$SWEEPQ_HOME on this box (see workers/README.md, 'Which sweeps run here')"
+fi
+[[ -z $allow_functions || $allow_functions =~ ^[A-Za-z0-9_.,]+$ ]] || die "bad --allow-functions: $allow_functions"
 if [[ -n $gpus && ! $gpus =~ ^[0-9]+$ ]]; then
     die "--gpus wants a whole number, got: $gpus"
 fi
@@ -207,7 +226,10 @@ fi
 
 build_command() {
     # $1: worker name, $2: the CUDA_VISIBLE_DEVICES value; sets the array `cmd`.
-    cmd=(env "CUDA_VISIBLE_DEVICES=$2" "CUDA_DEVICE_ORDER=PCI_BUS_ID" "$rq_bin" worker)
+    cmd=(env "CUDA_VISIBLE_DEVICES=$2" "CUDA_DEVICE_ORDER=PCI_BUS_ID")
+    [[ -n $trusted_keys ]] && cmd+=("SWEEPQ_TRUSTED_KEYS_FILE=$trusted_keys")
+    [[ -n $allow_functions ]] && cmd+=("SWEEPQ_ALLOW_FUNCTIONS=$allow_functions")
+    cmd+=("$rq_bin" worker)
     if ((!plain)); then
         cmd+=(-w "$worker_class")
     fi

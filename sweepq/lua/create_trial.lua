@@ -1,7 +1,7 @@
 -- Create trial `number` of a sweep, queued, iff the sweep is running, `number` is the sweep's
 -- next number (compare-and-set: one writer wins) and the cap (run_cap / --count) is not reached.
 -- KEYS: prelude's seven.
--- ARGV: number, params json, encoded json, now
+-- ARGV: number, params json, encoded json, now, the owner's signature (sweepq.trust)
 -- Returns: 'ok' | 'closed' (sweep not running) | 'race' | 'cap'
 local number, now = tonumber(ARGV[1]), ARGV[4]
 if redis.call('HGET', sweep, 'state') ~= 'running' then return 'closed' end
@@ -11,6 +11,6 @@ local cap = tonumber(redis.call('HGET', sweep, 'cap') or '')
 if cap and nextn >= cap then return 'cap' end
 redis.call('HSET', sweep, 'next', nextn + 1)
 redis.call('HSET', trial, 'number', number, 'params', ARGV[2], 'encoded', ARGV[3],
-           'attempt', 1, 'job_id', job_id(number, 1), 'created_at', now)
+           'attempt', 1, 'job_id', job_id(number, 1), 'created_at', now, 'sig', ARGV[5] or '')
 move(false, 'queued', now)
 return 'ok'

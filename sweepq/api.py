@@ -18,7 +18,13 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sweepq.model import Trial
+    from sweepq.planner import Planner
+    from sweepq.pruner import Pruner
+    from sweepq.store import Store
 
 __all__ = ["agent", "sweep"]
 
@@ -121,27 +127,24 @@ class _Waiting:
 
     ttl = 5.0
 
-    def __init__(self, store: Any, sweep_id: str) -> None:
-        from sweepq.store import Keys
-
-        self.r, self.key = store.r, f"{Keys(sweep_id).prefix}:agents"
+    def __init__(self, store: Store, sweep_id: str) -> None:
+        self.store, self.sweep_id = store, sweep_id
 
     def announce(self, me: str) -> None:
-        self.r.zadd(self.key, {me: time.time()})
+        self.store.announce_agent(self.sweep_id, me, waiting=True)
 
     def withdraw(self, me: str) -> None:
-        self.r.zrem(self.key, me)
+        self.store.announce_agent(self.sweep_id, me, waiting=False)
 
     def count(self) -> int:
-        self.r.zremrangebyscore(self.key, 0, time.time() - self.ttl)
-        return int(self.r.zcard(self.key))
+        return self.store.waiting_agents(self.sweep_id, ttl=self.ttl)
 
 
 class _Helper:
     """While the planning agent runs its own trial: the pruner, and a trial queued for each
     agent that waits for one (other boxes, other terminals), so all of them work."""
 
-    def __init__(self, planner: Any, pruner: Any, store: Any, sweep_id: str) -> None:
+    def __init__(self, planner: Planner, pruner: Pruner, store: Store, sweep_id: str) -> None:
         import threading
 
         self.planner, self.pruner, self.store, self.sweep_id = planner, pruner, store, sweep_id
@@ -167,35 +170,29 @@ class _Helper:
             self.pruner.step(block=0.2)
 
     def _feed(self) -> None:
-        from sweepq.store import Keys
-
         waiting = _Waiting(self.store, self.sweep_id)
         while not self.done.wait(0.5):
             if not self.planner.acquire():
                 return
-            queued = int(self.store.r.scard(Keys(self.sweep_id).queued))
+            queued = self.store.sweep(self.sweep_id).counts["queued"]
             for _ in range(waiting.count() - queued):
                 if self.planner.propose() is None:
                     return
 
 
-def _next_queued(store: Any, sweep_id: str) -> Any:
+def _next_queued(store: Store, sweep_id: str) -> Trial | None:
     """The lowest queued trial of this sweep (its RQ job, if any, then finds it claimed)."""
-    from sweepq.store import Keys
-
-    numbers = sorted(int(n) for n in store.r.smembers(Keys(sweep_id).queued))
-    for number in numbers:
-        trial = store.trial(sweep_id, number)
+    for trial in store.trials(sweep_id, store.queued_numbers(sweep_id)):
         if trial.state == "queued":
             return trial
     return None
 
 
-def _sweep_over(store: Any, sweep_id: str) -> bool:
+def _sweep_over(store: Store, sweep_id: str) -> bool:
     return str(store.sweep(sweep_id).state) not in ("running", "paused")
 
 
-def _run_one(trial: Any, url: str, function: Callable[[], Any] | None, helper: _Helper | None) -> str:
+def _run_one(trial: Trial, url: str, function: Callable[[], Any] | None, helper: _Helper | None) -> str:
     start = helper.start if helper is not None else (lambda: None)
     try:
         worker = f"agent:{socket.gethostname()}:{os.getpid()}"
@@ -221,7 +218,7 @@ def _run_one(trial: Any, url: str, function: Callable[[], Any] | None, helper: _
             helper.stop()
 
 
-def _drop_job(url: str, trial: Any) -> None:
+def _drop_job(url: str, trial: Trial) -> None:
     """The trial's RQ job, if a planner queued one, leaves the queue: this agent runs it (an rq
     worker that already took it loses the claim and does nothing)."""
     import contextlib
@@ -236,7 +233,7 @@ def _drop_job(url: str, trial: Any) -> None:
         Queue(store.sweep(trial.sweep_id).queue, connection=store.r).remove(trial.job_id)
 
 
-def _run_in_horse(trial: Any, url: str, worker: str, *, after_fork: Callable[[], None]) -> str:
+def _run_in_horse(trial: Trial, url: str, worker: str, *, after_fork: Callable[[], None]) -> str:
     """Fork a child that leads its own process group and runs the trial there, as RQ's work
     horse does: the runner's group kill and parent-death guard then work as under `rq worker`.
     The fork happens before any thread of ours starts (a lock held by a thread at fork time
@@ -287,14 +284,14 @@ class _Say:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
 
-    def start(self, trial: Any, planning: bool) -> None:
+    def start(self, trial: Trial, planning: bool) -> None:
         if self.quiet:
             return
         lines = [f"sweepq: agent starting trial {trial.number} of sweep {trial.sweep_id} with config:"]
         lines += [f"sweepq: \t{k}: {v}" for k, v in trial.params.items()]
         print("\n".join(lines), file=sys.stderr, flush=True)
 
-    def end(self, store: Any, trial: Any, final: str, seconds: float) -> None:
+    def end(self, store: Store, trial: Trial, final: str, seconds: float) -> None:
         if self.quiet:
             return
         fresh = store.trial(trial.sweep_id, trial.number)

@@ -72,6 +72,11 @@ class Keys:
     def running(self) -> str:
         return f"{self.prefix}:running"
 
+    @property
+    def agents(self) -> str:
+        """`sweepq agent`s waiting for a trial (zset by last announcement)."""
+        return f"{self.prefix}:agents"
+
     def lease(self, role: str) -> str:
         return f"{self.prefix}:lease:{role}"
 
@@ -521,6 +526,31 @@ class Store:
         )
         entries = reply[0][1] if reply else []
         return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in entries]
+
+    def metrics_after(self, sweep_id: str, cursor: str, *, count: int) -> list[tuple[str, dict[str, str]]]:
+        """Metric records after the stream id `cursor` ('-': from the start), oldest first: what
+        a viewer reads without joining the pruner's consumer group."""
+        start = cursor if cursor == "-" else f"({cursor}"
+        raw = cast(list[Any], self.r.xrange(Keys(sweep_id).metrics, min=start, max="+", count=count))
+        return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in raw]
+
+    # --- agents -----------------------------------------------------------------------------
+
+    def announce_agent(self, sweep_id: str, agent: str, *, waiting: bool) -> None:
+        """An agent without the planner lease says it waits for a trial (or no longer does)."""
+        key = Keys(sweep_id).agents
+        if waiting:
+            self.r.zadd(key, {agent: self.now()})
+        else:
+            self.r.zrem(key, agent)
+
+    def waiting_agents(self, sweep_id: str, *, ttl: float) -> int:
+        """Agents that said they wait within the last `ttl` seconds."""
+        key = Keys(sweep_id).agents
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zremrangebyscore(key, 0, self.now() - ttl)
+        pipe.zcard(key)
+        return int(cast(list[int], pipe.execute())[1])
 
     def ack_metrics(self, sweep_id: str, group: str, ids: list[str]) -> None:
         if ids:

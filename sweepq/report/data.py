@@ -11,11 +11,11 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from sweepq.config import SweepConfig
 from sweepq.model import Sweep, Trial
-from sweepq.store import Keys, Store
+from sweepq.store import Store
 
 __all__ = ["Curves", "Param", "SweepView", "best_of", "config_of", "load_view", "metric_of"]
 
@@ -95,14 +95,11 @@ class Curves:
 
     def read(self, store: Store, sweep_id: str, chunk: int = 10_000) -> int:
         """Append what arrived since the last read; returns how many points were new."""
-        key = Keys(sweep_id).metrics
         new = 0
         while True:
-            start = self.cursor if self.cursor == "-" else f"({self.cursor}"
-            entries = cast(list[Any], store.r.xrange(key, min=start, max="+", count=chunk))
-            for entry_id, raw in entries:
-                self.cursor = _s(entry_id)
-                f = {_s(k): _s(v) for k, v in raw.items()}
+            entries = store.metrics_after(sweep_id, self.cursor, count=chunk)
+            for entry_id, f in entries:
+                self.cursor = entry_id
                 if not f.get("v"):
                     continue
                 number, attempt = int(f["t"]), int(f.get("a", 1))

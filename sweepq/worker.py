@@ -70,6 +70,7 @@ class Worker(_RQWorker):
         super().__init__(*args, **kwargs)
         self.fail_streak = 0
         self.max_fail_streak = int(os.environ.get("SWEEPQ_MAX_FAIL_STREAK", "5"))
+        preload(os.environ.get("SWEEPQ_PRELOAD", ""))
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:
@@ -109,6 +110,20 @@ class Worker(_RQWorker):
                 self.fail_streak,
             )
             self.request_stop(None, None)  # type: ignore[no-untyped-call]
+
+
+def preload(modules: str) -> None:
+    """Import `SWEEPQ_PRELOAD` (comma-separated modules, e.g. `torch,transformers`) in the worker,
+    before any horse is forked: every horse, the first and each replacement, starts with them
+    loaded (a torch import costs seconds). Importing is safe with fork; initialising CUDA is not,
+    so preload modules that do not touch the GPU at import (torch does not)."""
+    import importlib
+
+    for name in filter(None, (m.strip() for m in modules.split(","))):
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001 - a bad preload must not stop the worker
+            print(f"sweepq: SWEEPQ_PRELOAD: cannot import {name}: {err}", file=sys.stderr)
 
 
 def local_worker_name(index: int) -> str:

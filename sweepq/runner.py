@@ -39,6 +39,7 @@ from typing import IO, Any
 import redis
 
 from sweepq import jobs
+from sweepq import reaper as _reaper
 from sweepq.model import StopKind, Sweep, Trial, TrialState
 from sweepq.store import LogRecord, Store
 
@@ -169,7 +170,7 @@ def _import(program: str, sweep: Sweep) -> Callable[[], Any]:
 # --- function mode ------------------------------------------------------------------------------
 
 
-def _run_function(fn: Callable[[], Any], env: dict[str, str], beat: Heartbeat) -> Outcome:
+def _run_function(fn: Callable[..., Any], env: dict[str, str], beat: Heartbeat) -> Outcome:
     """Run `fn` here, with the trial's environment so `sweepq.init()` inside finds its trial.
 
     A stop reaches the function on the runner's main path: `Stopped` is raised in the main
@@ -180,11 +181,15 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], beat: Heartbeat) -
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    reaping = _in_horse() and _reaper.become_subreaper()
     restore = _raise_stopped_on(_STOP_SIGNAL)
     beat.start(on_stop=_FunctionStopper(beat).stop)
     try:
         wandb_bridge.activate_in_process()
-        fn()
+        if _takes_config(fn):
+            fn(sdk.init().config)
+        else:
+            fn()
         return Outcome("finished", 0)
     except sdk.Stopped:
         return Outcome("failed", None, "stopped")
@@ -196,6 +201,10 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], beat: Heartbeat) -
         restore()
         wandb_bridge.finish_in_process()
         sdk.finish_current()
+        if reaping:
+            # In a work horse: processes the function started (data loaders, servers, daemons)
+            # end with its trial, so a reused horse starts the next one clean.
+            _reaper.end_children(beat.sweep.settings.grace)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -204,6 +213,25 @@ def _run_function(fn: Callable[[], Any], env: dict[str, str], beat: Heartbeat) -
 
 
 _STOP_SIGNAL = signal.SIGUSR2
+
+
+def _in_horse() -> bool:
+    """In a work horse (RQ's, or the warm worker's): it leads its own process group."""
+    return os.getpgrp() == os.getpid() and bool(os.environ.get("RQ_JOB_ID"))
+
+
+def _takes_config(fn: Callable[..., Any]) -> bool:
+    """`def train(config)`: the W&B-style entry point gets the trial's config as its argument
+    (`def main()` reads it from `sweepq.init().config`)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in params if p.kind in positional and p.default is inspect.Parameter.empty]
+    return len(required) == 1
 
 
 def _raise_stopped_on(signum: int) -> Callable[[], None]:
@@ -229,7 +257,7 @@ class _FunctionStopper:
 
     def stop(self) -> None:
         """On the heartbeat thread: interrupt the main thread, then give it the grace period."""
-        in_horse = os.getpgrp() == os.getpid() and bool(os.environ.get("RQ_JOB_ID"))
+        in_horse = _in_horse()
         if threading.main_thread().is_alive() and in_horse:
             os.kill(os.getpid(), _STOP_SIGNAL)
         if not self.beat.closed.wait(self.beat.sweep.settings.grace) and in_horse:
@@ -266,8 +294,9 @@ def _run_program(
         cwd = _workdir(cfg.program, sweep)
         server = channel.ChannelServer(store, sweep, trial, full_env[channel.ENV])
         own_group = os.getpgrp() == os.getpid()
-        if own_group:
+        if own_group:  # in a work horse
             _arm_parent_death()
+        reaping = own_group and _reaper.become_subreaper()  # before the program can leave the group
         try:
             proc = subprocess.Popen(
                 argv,
@@ -290,12 +319,16 @@ def _run_program(
             # disposition it started with.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             shielded = True
-        killer = _GroupKiller(pgid, exclude=os.getpid(), grace=sweep.settings.grace, shielded=shielded)
+        killer = _GroupKiller(pgid, program=proc.pid, grace=sweep.settings.grace, shielded=shielded, reaper=reaping)
         beat.start(on_stop=killer.kill)
         with server:
-            tail = _tee(proc.stdout, sink)  # returns at EOF: every writer of the pipe is gone
+            tail: list[str] = []
+            tee = threading.Thread(target=lambda: tail.extend(_tee(proc.stdout, sink)), name="sweepq-tee", daemon=True)
+            tee.start()
             rc = proc.wait()
-        killer.sweep_leftovers()
+            # What the program left running (a daemon holding the output pipe, too) ends with it.
+            killer.sweep_leftovers()
+            tee.join(timeout=10.0)  # EOF once every writer of the pipe is gone
         return _outcome_of(rc, tail)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -312,7 +345,9 @@ def _workdir(program: str | None, sweep: Sweep) -> str:
 
 
 def _child_setup() -> None:
-    """In the program, before exec: die with the runner (a parent-death signal)."""
+    """In the program, before exec: die with the runner (a parent-death signal), and start with
+    SIGTERM's default action even when the runner ignores it (a warm horse always does)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
@@ -324,13 +359,25 @@ def _arm_parent_death() -> None:
     parent = os.getppid()
 
     def _die(_signum: int, _frame: Any) -> None:
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        die_with_descendants()
 
     signal.signal(_DEATH_SIGNAL, _die)
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(_DEATH_SIGNAL), 0, 0, 0)
     if os.getppid() != parent:  # the worker died before the signal was armed
         _die(0, None)
+
+
+def die_with_descendants() -> None:
+    """SIGKILL every process of this horse: its children first, round after round (a subreaper
+    inherits the daemons a program left, which are out of the group), then the group, itself
+    included."""
+    if _reaper.is_subreaper():
+        for _ in range(20):
+            if not _reaper.signal_children(signal.SIGKILL):
+                break
+            time.sleep(0.01)
+    os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _outcome_of(rc: int, tail: list[str]) -> Outcome:
@@ -366,41 +413,67 @@ def parse_metrics(line: str) -> dict[str, float]:
 
 
 class _GroupKiller:
-    """SIGTERM to the program's group, a grace period, then SIGKILL to whatever is left."""
+    """SIGTERM to the program's group, a grace period, then SIGKILL to whatever is left.
 
-    def __init__(self, pgid: int, *, exclude: int, grace: float, shielded: bool) -> None:
-        self.pgid, self.exclude, self.grace = pgid, exclude, grace
+    In a work horse (`reaper` true) the runner is a child subreaper, so whatever the program left
+    behind, in its group or out of it (a `setsid` daemon), is the horse's descendant and becomes
+    its child when its parent dies: "anything left?" is one `waitid`, and what is left is killed
+    by pid, round after round, until the horse has no child. Outside a horse the program leads a
+    group of its own, which `killpg` reaches (and probes with signal 0) without touching ours."""
+
+    def __init__(self, pgid: int, *, program: int, grace: float, shielded: bool, reaper: bool) -> None:
+        self.pgid, self.program, self.grace = pgid, program, grace
         self.shielded = shielded  # SIGTERM to the whole group cannot hurt the runner
+        self.reaper = reaper
         self.signalled_at: float | None = None
 
-    def members(self) -> list[int]:
-        return _group_members(self.pgid, exclude=self.exclude)
+    def left(self) -> bool:
+        if self.reaper:
+            return _reaper.has_children(keep=(self.program,))
+        if self.pgid == os.getpgrp():
+            return bool(_group_members(self.pgid, exclude=os.getpid()))
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def kill(self) -> None:
         self.signalled_at = time.monotonic()
-        if self.shielded:  # one syscall, no /proc scan: the stop reaches the program at once
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pgid, signal.SIGTERM)
-        else:
-            self._signal(signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
-        while time.monotonic() < deadline and self.members():
-            time.sleep(0.05)
-        self._signal(signal.SIGKILL)
+        while time.monotonic() < deadline and self.left():
+            time.sleep(0.02)
+        deadline = time.monotonic() + 5.0
+        while True:
+            self._signal(signal.SIGKILL)
+            if not self.left() or time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
     def sweep_leftovers(self) -> None:
         """Children the program left behind would hold the GPU: they go too."""
-        if self.members():
+        if self.left():
             self.kill()
 
     def _signal(self, sig: signal.Signals) -> None:
-        for pid in self.members():
+        ours = self.pgid == os.getpgrp()
+        if not ours or (self.shielded and sig is signal.SIGTERM):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
+                os.killpg(self.pgid, sig)  # one syscall: the stop reaches the program at once
+        if self.reaper:
+            _reaper.signal_children(sig)
+        elif ours:
+            for pid in _group_members(self.pgid, exclude=os.getpid()):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
 
 
 def _group_members(pgid: int, *, exclude: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, read from /proc."""
+    """Live (non-zombie) processes of a process group, read from /proc: only where the runner
+    shares the program's group and could not become a subreaper (not Linux)."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == exclude:

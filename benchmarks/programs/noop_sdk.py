@@ -1,0 +1,4 @@
+import sweepq
+
+sweepq.init()
+sweepq.log({"loss": 0.0})

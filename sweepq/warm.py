@@ -1,0 +1,330 @@
+"""The warm worker: one work horse per worker, reused trial after trial.
+
+`rq worker -w sweepq.warm.WarmWorker QUEUE` (what `sweepq plan --workers N` starts unless
+`SWEEPQ_WARM=0`) forks its work horse once and feeds it trials over a socket pair, the way Ray
+reuses an actor. A function-mode trial (`program: train:main`, or `def train(config)`) then runs
+in a process that already imported the user's module, torch included, holds the data the
+module cached and the CUDA context the previous trial created: the import and the CUDA start
+are paid once per horse, not per trial. Subprocess-mode trials run in the warm horse too (no
+fork, no Redis handshake per trial), but their program still starts its own interpreter.
+
+What stays as with RQ's horse per job (`sweepq.worker.Worker`, the opt-out):
+- The horse leads its own process group and is a child subreaper: a stop or a prune ends the
+  trial (the program's group and any daemon it left are killed, a function gets `Stopped`),
+  not the horse or the worker.
+- A function that does not stop within the sweep's grace makes the horse exit (the runner
+  records the trial failed first); the worker reaps it, fails the RQ job as RQ would, kills
+  whatever the horse left and forks a fresh horse for the next trial.
+- The horse has a parent-death signal armed: a `kill -9` of the worker kills the horse, its
+  programs and their daemons.
+- Attempts are fenced by the same claim/finish scripts: the horse runs `runner.execute`.
+- The worker recycles its horse after `SWEEPQ_WARM_MAX_TRIALS` trials (default 100, 0 = never)
+  or when the horse's resident memory passes `SWEEPQ_WARM_MAX_GIB` (default 0 = no limit), so a
+  leak in the user's code cannot grow for ever.
+
+RQ's own bookkeeping (started registry, job status, worker heartbeats, stop-job commands) stays
+in the worker, as SimpleWorker does it; the horse only runs the trial. The horse never reads job
+data: the worker, which refused anything that is not a sweepq trial, sends it the trial's three
+plain arguments. Job callbacks are never run for trials.
+
+CUDA and fork: the horse is the only process that may touch CUDA. Nothing in the worker may
+initialise CUDA before the fork (importing torch is fine; `torch.cuda.*` calls are not), or
+every horse inherits a context it cannot use. Inside the horse, fork without exec after CUDA was
+initialised is unsafe (use torch's `spawn`/`forkserver` start methods for workers that use the
+GPU; DataLoader workers that only load data are fine). Subprocess-mode programs exec, so they
+are always safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+from rq.job import Job, JobStatus
+from rq.queue import Queue
+from rq.utils import now
+
+from sweepq import reaper
+from sweepq.worker import Worker
+
+__all__ = ["WarmWorker"]
+
+_MAX_LINE = 1 << 20
+
+
+class _Horse:
+    """The worker's side of one warm horse: its pid, its socket and how many trials it ran."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid, self.sock = pid, sock
+        self.reader = sock.makefile("rb")
+        self.trials = 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(message).encode() + b"\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.reader.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def rss_gib(self) -> float:
+        try:
+            with open(f"/proc/{self.pid}/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+
+class WarmWorker(Worker):
+    """sweepq's hardened worker with one long-lived work horse (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_trials = int(os.environ.get("SWEEPQ_WARM_MAX_TRIALS", "100"))
+        self.max_gib = float(os.environ.get("SWEEPQ_WARM_MAX_GIB", "0"))
+        self._horse: _Horse | None = None
+        self.horses_started = 0
+        self.last_state: str | None = None  # the state the horse's last trial ended in
+        # Orphans of a horse that died (its programs' daemons) become ours, to be killed.
+        reaper.become_subreaper()
+
+    # --- RQ's hooks: Worker.execute_job calls prepare_execution, these two, then set_state ---
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        os.environ["RQ_WORKER_ID"] = self.name
+        os.environ["RQ_JOB_ID"] = job.id
+        horse = self._horse if self._horse is not None else self._start_horse()
+        self._horse_pid = horse.pid
+        self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
+        job.started_at = now()
+        sweep_id, number, attempt = job.args[0], int(job.args[1]), int(job.args[2])
+        try:
+            horse.send({"job": job.id, "sweep": str(sweep_id), "number": number, "attempt": attempt})
+        except OSError:
+            pass  # the horse is gone: monitor_work_horse sees it and fails the job
+
+    def monitor_work_horse(self, job: Job, queue: Queue, execution: Any) -> None:
+        horse = self._horse
+        assert horse is not None
+        self.last_state = None
+        reply = self._wait_reply(job, horse, execution)
+        self._horse_pid = 0
+        self.executions.pop(execution.id, None)
+        if reply is None:
+            self._horse_died(job, queue, execution)
+            return
+        horse.trials += 1
+        self._settle_job(job, queue, execution, reply)
+        if (self.max_trials and horse.trials >= self.max_trials) or (self.max_gib and horse.rss_gib() >= self.max_gib):
+            self.log.info("sweepq: recycling work horse %s after %d trials", horse.pid, horse.trials)
+            self._stop_horse()
+
+    def _count_failure(self, job: Job) -> None:
+        """The horse told us how its trial ended: no read of the trial record needed."""
+        if self.last_state is None:
+            super()._count_failure(job)
+            return
+        state, self.last_state = self.last_state, None
+        self._count_state(state)
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        if self._horse is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._horse.pid, sig)
+
+    def wait_for_horse(self) -> tuple[int | None, int | None, Any]:
+        if self._horse is None:
+            return None, None, None
+        with contextlib.suppress(ChildProcessError):
+            pid, status, rusage = os.wait4(self._horse.pid, 0)
+            self._forget_horse()
+            return pid, status, rusage
+        return None, None, None
+
+    def teardown(self) -> None:
+        if not self.is_horse:
+            self._stop_horse()
+        super().teardown()  # type: ignore[no-untyped-call]
+
+    # --- the horse's life --------------------------------------------------------------------
+
+    def _start_horse(self) -> _Horse:
+        from sweepq.server import url_of
+
+        url = url_of(self.connection)
+        parent_sock, child_sock = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the horse
+            code = 1
+            try:
+                # What the horse inherited is never collected there: its collections skip the
+                # worker's heap, whose copy-on-write pages stay shared.
+                gc.freeze()
+                parent_sock.close()
+                code = _horse_main(child_sock, url, self.name)
+            except BaseException:  # noqa: BLE001 - a horse never returns into the worker's loop
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        child_sock.close()
+        self._horse = _Horse(pid, parent_sock)
+        self.horses_started += 1
+        self.log.info("sweepq: warm work horse %s started", pid)
+        return self._horse
+
+    def _wait_reply(self, job: Job, horse: _Horse, execution: Any) -> dict[str, Any] | None:
+        """Wait for the horse's answer, beating for RQ meanwhile; None if the horse died (or
+        passed RQ's own job timeout, RQ's backstop, and was killed)."""
+        import select
+
+        while True:
+            try:
+                ready, _, _ = select.select([horse.sock], [], [], self.job_monitoring_interval)
+            except InterruptedError:
+                ready = []
+            if ready:
+                try:
+                    line = horse.reader.readline(_MAX_LINE)
+                    return dict(json.loads(line)) if line else None
+                except (OSError, ValueError):
+                    return None
+            working = (now() - job.started_at).total_seconds() if job.started_at else 0.0
+            if job.timeout not in (None, -1) and working > float(job.timeout or 0) + 60:
+                self.kill_horse()
+                return None
+            self.maintain_heartbeats(job, execution)
+
+    def _settle_job(self, job: Job, queue: Queue, execution: Any, reply: dict[str, Any]) -> None:
+        """RQ's end-of-job bookkeeping, done here as SimpleWorker does it (no callbacks)."""
+        job.ended_at = now()
+        self.last_state = str(reply.get("ok", "")) or None
+        if "error" in reply:
+            job._status = JobStatus.FAILED
+            self.handle_job_failure(
+                job,
+                queue=queue,
+                started_job_registry=queue.started_job_registry,
+                exc_string=str(reply["error"]),
+                execution=execution,
+            )
+            return
+        job._result = reply.get("ok")
+        job._status = JobStatus.FINISHED
+        self.handle_job_success(
+            job=job, queue=queue, started_job_registry=queue.started_job_registry, execution=execution
+        )
+
+    def _horse_died(self, job: Job, queue: Queue, execution: Any) -> None:
+        """The horse exited mid-trial (past its grace, killed, crashed): fail the job as RQ does
+        for a dead horse, kill what it left, and let the next trial fork a fresh one."""
+        horse = self._horse
+        assert horse is not None
+        self.kill_horse()  # it may be hung rather than dead (RQ's job timeout)
+        retpid, status, rusage = self.wait_for_horse()
+        reaper.end_children(0.0, exclude=self._other_children(), term=False)
+        job.ended_at = now()
+        if self._stopped_job_id == job.id:
+            self._handle_stopped_job(job, queue, execution)
+            return
+        with contextlib.suppress(Exception):
+            if job.get_status() in (JobStatus.FINISHED, JobStatus.FAILED):
+                return
+        signal_msg = f" (signal {os.WTERMSIG(status)})" if status and os.WIFSIGNALED(status) else ""
+        exc = f"Work-horse terminated unexpectedly; waitpid returned {status}{signal_msg}; "
+        self.log.warning("Worker %s: job %s failed (%s)", self.name, job.id, exc)
+        self.handle_work_horse_killed(job, retpid, status, rusage)  # type: ignore[no-untyped-call]
+        self.handle_job_failure(job, queue=queue, exc_string=exc, execution=execution)
+
+    def _other_children(self) -> tuple[int, ...]:
+        """Children of the worker that are not trial leftovers (RQ's scheduler process)."""
+        proc = getattr(getattr(self, "scheduler", None), "_process", None)
+        pid = getattr(proc, "pid", None)
+        return (pid,) if isinstance(pid, int) else ()
+
+    def _stop_horse(self) -> None:
+        horse = self._horse
+        if horse is None:
+            return
+        with contextlib.suppress(OSError):
+            horse.send({"exit": True})
+        horse.close()  # EOF: the horse exits after its current trial, if any
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                pid, _ = os.waitpid(horse.pid, os.WNOHANG)
+                if pid == 0:
+                    time.sleep(0.01)
+                    continue
+            break
+        else:
+            self.kill_horse()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(horse.pid, 0)
+        self._forget_horse()
+
+    def _forget_horse(self) -> None:
+        if self._horse is not None:
+            self._horse.close()
+            self._horse = None
+        self._horse_pid = 0
+
+
+def _horse_main(sock: socket.socket, url: str, worker: str) -> int:
+    """The horse's loop: one Redis connection and one process for every trial it runs."""
+    os.setpgrp()
+    random.seed()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker handles Ctrl+C (a warm shutdown)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a group kill of a program must not reach us
+    for sig in (signal.SIGUSR1, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_DFL)
+    from sweepq import runner
+    from sweepq.server import connect
+    from sweepq.store import Store
+
+    runner._arm_parent_death()
+    reaper.become_subreaper()
+    store = Store(connect(url, long_running=True))
+    reader = sock.makefile("rb")
+    while True:
+        line = reader.readline(_MAX_LINE)
+        if not line:
+            return 0
+        message = json.loads(line)
+        if message.get("exit"):
+            return 0
+        os.environ["RQ_JOB_ID"] = str(message["job"])
+        leave = False
+        try:
+            state = runner.execute(
+                store,
+                str(message["sweep"]),
+                int(message["number"]),
+                attempt=int(message["attempt"]),
+                url=url,
+                worker=worker,
+            )
+            reply: dict[str, Any] = {"ok": state}
+        except Exception:  # noqa: BLE001 - reported to the worker, which fails the RQ job
+            reply = {"error": traceback.format_exc()}
+        except BaseException:  # noqa: BLE001 - sys.exit() in a trial: this horse is not reused
+            reply, leave = {"error": traceback.format_exc()}, True
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        try:
+            sock.sendall(json.dumps(reply).encode() + b"\n")
+        except OSError:
+            return 1
+        if leave:
+            return 1

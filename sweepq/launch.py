@@ -137,7 +137,7 @@ def stall_reason(sweep: Sweep, workers: list[subprocess.Popen[bytes]] | None = N
 
 def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Outcome:
     """Plan to the end with `--workers` local workers and the pruner in a thread."""
-    from sweepq.planner import Planner
+    from sweepq.planner import Planner, Progress
     from sweepq.pruner import Pruner
     from sweepq.report.progress import PlanDisplay
     from sweepq.server import connect, home_dir
@@ -176,7 +176,7 @@ def run(sweep_id: str, *, url: str, opts: PlanOptions) -> Outcome:
     display = PlanDisplay(store, sweep)
     stalled: list[str] = []
 
-    def on_progress(progress: Any) -> None:
+    def on_progress(progress: Progress) -> None:
         display.update(progress)
         why = None if progress.done else stall_reason(progress.sweep, workers)
         if why is not None:

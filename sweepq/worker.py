@@ -28,6 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+import redis
 from rq import Worker as _RQWorker
 from rq.job import Job
 from rq.queue import Queue
@@ -153,7 +154,7 @@ def local_worker_name(index: int) -> str:
     return f"{os.uname().nodename}-{os.getpid()}-{index}"
 
 
-def stop_local_workers(procs: list[subprocess.Popen[bytes]], r: Any, *, grace: float) -> None:
+def stop_local_workers(procs: list[subprocess.Popen[bytes]], r: redis.Redis, *, grace: float) -> None:
     """Warm shutdown (a running trial is requeued within the grace period), then SIGKILL for a
     worker that still hangs (rq 3 sometimes never returns from closing its pubsub connection),
     and its registration removed so rq-dashboard and queue depth do not count a dead worker."""

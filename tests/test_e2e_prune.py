@@ -181,6 +181,8 @@ def test_stop_cancels_queued_trials_and_their_rq_jobs_while_running_ones_finish(
     running, queued = _wait_two_running_two_queued(r, sid)
     store = Store(r)
     queued_jobs = [store.trial(sid, n).job_id for n in queued]
+    # The planner creates a trial, then enqueues its job: wait for the second step too.
+    wait_for(lambda: all(r.exists(f"rq:job:{j}") for j in queued_jobs), timeout=10, what="the queued trials' jobs")
     assert all(Job.fetch(j, connection=r).get_status() == JobStatus.QUEUED for j in queued_jobs)
 
     out = cli("stop", sid, "--redis", redis_url)

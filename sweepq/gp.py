@@ -158,7 +158,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
             if float(np.max(s)) > best_score:
                 best, best_score = local[int(np.argmax(s))], float(np.max(s))
             top = np.vstack([top, local])[np.argsort(-np.concatenate([score(top), s]))[:_N_LEADERS]]
-        return best
+        return np.asarray(best)
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
         kernel: Kernel = ConstantKernel(1.0, (1e-2, 1e2)) * Matern(

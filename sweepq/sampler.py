@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import optuna
@@ -39,6 +39,9 @@ from optuna.distributions import (
 from optuna.trial import Trial, TrialState
 
 from sweepq.space import Distribution, IntUniform, Path, dotted
+
+if TYPE_CHECKING:
+    from sweepq.gp import PendingStrategy
 
 __all__ = ["Algorithm", "Encoded", "Sampler", "Suggestion", "TrialRecord", "TERMINAL_STATES"]
 
@@ -64,7 +67,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 # in benchmarks/README.md) and for spaces wider than this many model columns (one-hot counted).
 _GP_MAX_TRIALS = 300
 _GP_MAX_WIDTH = 32
-_GP_PENDING = "believer"  # scikit-learn GP's running-trial rule (benchmarks/search_quality.py)
+_GP_PENDING: PendingStrategy = "believer"  # scikit-learn GP's running-trial rule (benchmarks/search_quality.py)
 
 
 @dataclass(frozen=True)

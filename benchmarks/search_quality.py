@@ -31,7 +31,10 @@ benchmarks/.venv-wandb/bin/pip install sweeps==0.2.0
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as _dt
+import functools
+import itertools
 import json
 import math
 import os
@@ -42,10 +45,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tables  # noqa: E402
 from _common import table  # noqa: E402
 
 # One BLAS/torch thread per process: the pool already uses every core.
@@ -92,11 +97,107 @@ def _box(names: Sequence[str], lo: float, hi: float) -> dict[str, Any]:
     return {n: {"min": lo, "max": hi} for n in names}
 
 
-FUNCTIONS: dict[str, tuple[Callable[[dict[str, float]], float], float, dict[str, Any]]] = {
-    "branin": (branin, 0.397887357729739, {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}}),
-    "hartmann6": (hartmann6, -3.322368011391339, _box([f"x{i}" for i in range(1, 7)], 0.0, 1.0)),
-    "rosenbrock5": (rosenbrock5, 0.0, _box([f"x{i}" for i in range(1, 6)], -2.048, 2.048)),
+# A mixed space as users write it: a log-scaled float, numeric values, a string categorical and a
+# float. Synthetic loss whose best learning rate moves with the optimizer and the batch size
+# (the linear scaling rule); optimum 0 at adam, batch 32, lr 5e-4, dropout 0.2.
+_MIXED = {
+    "lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-1},
+    "batch_size": {"values": [16, 32, 64, 128, 256]},
+    "optimizer": {"values": ["adam", "sgd", "rmsprop"]},
+    "dropout": {"min": 0.0, "max": 0.5},
 }
+_MIXED_LR = {"adam": -3.0, "sgd": -1.5, "rmsprop": -3.3}
+_MIXED_COST = {"adam": 0.0, "sgd": 0.05, "rmsprop": 0.02}
+
+
+def mixed(p: dict[str, Any]) -> float:
+    best_lr = _MIXED_LR[p["optimizer"]] + math.log10(p["batch_size"] / 64)
+    return (
+        0.5 * (math.log10(p["lr"]) - best_lr) ** 2
+        + 4.0 * (p["dropout"] - 0.2) ** 2
+        + 0.02 * (math.log2(p["batch_size"]) - 5) ** 2
+        + _MIXED_COST[p["optimizer"]]
+    )
+
+
+# Seven `values:` parameters, 9 x 5 x 4 x 3 x 3 x 3 x 3 = 14,580 points, the shape of the seed
+# document's example space (numeric lists and one string list). A synthetic validation loss
+# with the interactions real ones have: the best lr depends on optimizer and batch size, the
+# best dropout and weight decay on the network's size.
+_SEVEN = {
+    "learning_rate": {"values": [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2]},
+    "batch_size": {"values": [16, 32, 64, 128, 256]},
+    "hidden": {"values": [64, 128, 256, 512]},
+    "layers": {"values": [1, 2, 3]},
+    "dropout": {"values": [0.0, 0.25, 0.5]},
+    "weight_decay": {"values": [0.0, 1e-4, 1e-3]},
+    "optimizer": {"values": ["adam", "sgd", "adamw"]},
+}
+_SEVEN_LR = {"adam": -3.0, "sgd": -1.7, "adamw": -2.8}
+
+
+def seven(p: dict[str, Any]) -> float:
+    size = math.log2(p["hidden"]) + 0.8 * (p["layers"] - 1)  # 6 .. 10.6
+    best_lr = _SEVEN_LR[p["optimizer"]] + 0.5 * math.log10(p["batch_size"] / 64) - 0.1 * (size - 8)
+    best_dropout = min(0.5, max(0.0, 0.12 * (size - 7)))
+    wd = math.log10(p["weight_decay"] + 1e-5)  # -5 .. -3
+    best_wd = -3.0 if p["optimizer"] == "adamw" else -4.0
+    return (
+        0.15
+        + 0.4 * (math.log10(p["learning_rate"]) - best_lr) ** 2
+        + 0.02 * (size - 8.5) ** 2
+        + 0.3 * (p["dropout"] - best_dropout) ** 2
+        + 0.01 * (wd - best_wd) ** 2
+        + 0.01 * (math.log2(p["batch_size"]) - 6) ** 2
+        + (0.02 if p["optimizer"] == "sgd" else 0.0)
+    )
+
+
+def _values(grid: dict[str, list[Any]]) -> dict[str, Any]:
+    return {k: {"values": list(v)} for k, v in grid.items()}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A minimization problem: the W&B parameters both engines read, f, and its known minimum."""
+
+    parameters: dict[str, Any]
+    f: Callable[[dict[str, Any]], float]
+    optimum: float
+
+
+def _grid_min(parameters: dict[str, Any], f: Callable[[dict[str, Any]], float]) -> float:
+    names = list(parameters)
+    return min(
+        f(dict(zip(names, combo, strict=True)))
+        for combo in itertools.product(*(parameters[n]["values"] for n in names))
+    )
+
+
+def _table(name: str) -> Problem:
+    grid, lookup = tables.load(name)
+    names = list(grid)
+    return Problem(_values(grid), lambda p: lookup[tuple(p[n] for n in names)], min(lookup.values()))
+
+
+_SYNTHETIC: dict[str, Callable[[], Problem]] = {
+    "branin": lambda: Problem(
+        {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}}, branin, 0.397887357729739
+    ),
+    "hartmann6": lambda: Problem(_box([f"x{i}" for i in range(1, 7)], 0.0, 1.0), hartmann6, -3.322368011391339),
+    "rosenbrock5": lambda: Problem(_box([f"x{i}" for i in range(1, 6)], -2.048, 2.048), rosenbrock5, 0.0),
+    "mixed": lambda: Problem(_MIXED, mixed, 0.0),
+    "seven_values": lambda: Problem(_SEVEN, seven, _grid_min(_SEVEN, seven)),
+}
+
+
+@functools.cache
+def problem(name: str) -> Problem:
+    """A problem by name; a table is read from benchmarks/tables/ on first use."""
+    return _SYNTHETIC[name]() if name in _SYNTHETIC else _table(name)
+
+
+PROBLEMS = ("branin", "hartmann6", "rosenbrock5", "mixed", "seven_values", "digits_mlp", "cancer_gb")
 
 
 def wandb_config(fn: str, method: str) -> dict[str, Any]:
@@ -104,40 +205,101 @@ def wandb_config(fn: str, method: str) -> dict[str, Any]:
     return {
         "method": method,
         "metric": {"name": "y", "goal": "minimize"},
-        "parameters": json.loads(json.dumps(FUNCTIONS[fn][2])),
+        "parameters": json.loads(json.dumps(problem(fn).parameters)),
     }
 
 
 # ---------------------------------------------------------------------------------------------
-# Engines. Each runs one (function, seed) for `trials` trials and returns the values in order.
+# Engines. Each is an ask/tell pair over one (problem, seed); `simulate` keeps `pending` other
+# trials running at every ask (a trial's value is computed when asked, told when it "ends": the
+# oldest first), the way `pending + 1` workers would.
 
-ENGINES = ("sweepq-tpe", "sweepq-gp", "sweepq-random", "wandb-bayes", "wandb-random")
+ENGINES = (
+    "sweepq-auto",  # the default install: no torch, so scikit-learn's GP
+    "sweepq-gp",  # the gp extra: Optuna's GPSampler (torch)
+    "sweepq-tpe",
+    "optuna-tpe",  # Optuna's defaults as a user writes them (suggest_categorical for values)
+    "wandb-bayes",
+    "wandb-random",
+)
+OPTIONAL = ("sweepq-random", "optuna-gp", "sweepq-sklearn-liar")
 TRAP = "wandb-bayes-trap"  # history passed by field name: what a naive driver gets
 
+Ask = Callable[[int], tuple[Any, dict[str, Any]]]
+Tell = Callable[[Any, float], None]
 
-def _run_sweepq(fn: str, seed: int, trials: int, algorithm: str) -> list[float]:
+
+def simulate(ask: Ask, tell: Tell, f: Callable[[dict[str, Any]], float], trials: int, pending: int) -> list[float]:
+    inflight: collections.deque[tuple[Any, float]] = collections.deque()
+    values = []
+    for number in range(trials):
+        while len(inflight) > pending:
+            tell(*inflight.popleft())
+        handle, params = ask(number)
+        y = f(params)
+        inflight.append((handle, y))
+        values.append(y)
+    return values
+
+
+def _sweepq(fn: str, seed: int, algorithm: str) -> tuple[Ask, Tell]:
     import optuna
 
+    from sweepq import sampler as sampler_module
     from sweepq.config import load
     from sweepq.sampler import Sampler
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # "greenlet unavailable": see the header
-
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     method = "random" if algorithm == "random" else "bayes"
+    want = {"gp": "gp", "tpe": "tpe", "random": "random"}.get(algorithm, "sklearn-gp")
+    if want == "sklearn-gp":
+        sampler_module._torch_available = lambda: False  # the default install has no torch
+    if algorithm.startswith("sklearn-"):  # a pending-trial rule to compare: sweepq-sklearn-liar-max...
+        sampler_module._GP_PENDING = algorithm.removeprefix("sklearn-")
     config = load(wandb_config(fn, method))
-    sampler = Sampler(config, seed=seed, algorithm="tpe" if method == "random" else algorithm)
-    if method == "bayes" and sampler.algorithm != algorithm:
-        raise RuntimeError(f"sweepq sampler fell back to {sampler.algorithm} (torch missing?)")
-    f = FUNCTIONS[fn][0]
-    values = []
-    for number in range(trials):
+    sampler = Sampler(config, seed=seed, algorithm=algorithm if algorithm in ("gp", "tpe") else "auto")
+    if method == "random":
+        sampler = Sampler(config, seed=seed)
+    if sampler.algorithm != want:
+        raise RuntimeError(f"sweepq sampler is {sampler.algorithm}, not {want} (torch missing?)")
+
+    def ask(number: int) -> tuple[Any, dict[str, Any]]:
         s = sampler.ask(number)
-        y = f(s.params)
-        sampler.tell_record(
-            {"number": number, "encoded": s.encoded, "state": "finished", "value": y, "intermediate": []}
-        )
-        values.append(y)
-    return values
+        return (number, s.encoded), s.params
+
+    def tell(handle: Any, y: float) -> None:
+        number, encoded = handle
+        sampler.tell_record({"number": number, "encoded": encoded, "state": "finished", "value": y})
+
+    return ask, tell
+
+
+def _optuna(fn: str, seed: int, kind: str) -> tuple[Ask, Tell]:
+    """Optuna with its defaults, the parameters written the obvious way."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    sampler = optuna.samplers.GPSampler(seed=seed) if kind == "gp" else optuna.samplers.TPESampler(seed=seed)
+    study = optuna.create_study(sampler=sampler)
+    spec = problem(fn).parameters
+
+    def ask(number: int) -> tuple[Any, dict[str, Any]]:
+        trial = study.ask()
+        params: dict[str, Any] = {}
+        for name, p in spec.items():
+            if "values" in p:
+                params[name] = trial.suggest_categorical(name, p["values"])
+            elif isinstance(p["min"], int) and isinstance(p["max"], int):
+                params[name] = trial.suggest_int(name, p["min"], p["max"])
+            else:
+                log = p.get("distribution") == "log_uniform_values"
+                params[name] = trial.suggest_float(name, p["min"], p["max"], log=log)
+        return trial, params
+
+    def tell(trial: Any, y: float) -> None:
+        study.tell(trial, y)
+
+    return ask, tell
 
 
 _WANDB: subprocess.Popen[str] | None = None
@@ -167,24 +329,27 @@ def _wandb_next(config: dict[str, Any], runs: list[dict[str, Any]], seed: int) -
     return dict(reply["params"])
 
 
-def _run_wandb(fn: str, seed: int, trials: int, method: str, *, trap: bool = False) -> list[float]:
+def _wandb(fn: str, seed: int, method: str, *, trap: bool = False) -> tuple[Ask, Tell]:
+    """W&B's engine sees running runs as W&B's server sends them (state running, no metric)."""
     config = wandb_config(fn, method)
-    f = FUNCTIONS[fn][0]
     runs: list[dict[str, Any]] = []
-    values = []
-    for number in range(trials):
+
+    def ask(number: int) -> tuple[Any, dict[str, Any]]:
         params = _wandb_next(config, runs, seed * 100_003 + number)
-        y = f(params)
         run: dict[str, Any] = {
             "name": f"run-{number}",
-            "state": "finished",
+            "state": "running",
             "config": {k: {"value": v} for k, v in params.items()},
         }
+        runs.append(run)
+        return run, params
+
+    def tell(run: Any, y: float) -> None:
+        run["state"] = "finished"
         # W&B's API sends summaryMetrics; the trap is the pydantic field name.
         run["summary_metrics" if trap else "summaryMetrics"] = {"y": y}
-        runs.append(run)
-        values.append(y)
-    return values
+
+    return ask, tell
 
 
 # The W&B side: stateless, one request per line. Seeds numpy's and Python's global RNGs (W&B's
@@ -214,8 +379,8 @@ for line in sys.stdin:
 """
 
 
-def run_one(task: tuple[str, str, int, int]) -> dict[str, Any]:
-    engine, fn, seed, trials = task
+def run_one(task: tuple[str, str, int, int, int]) -> dict[str, Any]:
+    engine, fn, seed, trials, pending = task
     t0 = time.perf_counter()
     if engine.startswith("sweepq-"):
         try:
@@ -224,17 +389,21 @@ def run_one(task: tuple[str, str, int, int]) -> dict[str, Any]:
             torch.set_num_threads(1)
         except ImportError:
             pass
-        values = _run_sweepq(fn, seed, trials, engine.removeprefix("sweepq-"))
+        ask, tell = _sweepq(fn, seed, engine.removeprefix("sweepq-"))
+    elif engine.startswith("optuna-"):
+        ask, tell = _optuna(fn, seed, engine.removeprefix("optuna-"))
     elif engine == TRAP:
-        values = _run_wandb(fn, seed, trials, "bayes", trap=True)
+        ask, tell = _wandb(fn, seed, "bayes", trap=True)
     else:
-        values = _run_wandb(fn, seed, trials, engine.removeprefix("wandb-"))
-    optimum = FUNCTIONS[fn][1]
-    best = [min(values[: i + 1]) - optimum for i in range(len(values))]
+        ask, tell = _wandb(fn, seed, engine.removeprefix("wandb-"))
+    prob = problem(fn)
+    values = simulate(ask, tell, prob.f, trials, pending)
+    best = [min(values[: i + 1]) - prob.optimum for i in range(len(values))]
     return {
         "engine": engine,
         "fn": fn,
         "seed": seed,
+        "pending": pending,
         "values": values,
         "regret": best,
         "seconds": time.perf_counter() - t0,
@@ -257,49 +426,61 @@ def _g(x: float) -> str:
     return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.1e}"
 
 
-def ask_cost(sizes: Sequence[int], *, gp_max: int = 1000) -> str:
-    """CPU of one ask (median of 3) after n trials were told: what the planner pays per trial
-    of a long bayes sweep. GP is skipped past `gp_max` trials."""
+def ask_cost(sizes: Sequence[int], *, gp_max: int = 1000, pending: int = 4) -> str:
+    """CPU of one ask (median of 3) after n trials were told, with `pending` running: what the
+    planner pays per trial of a long bayes sweep. Each backend is forced (auto would hand a
+    sweep to TPE from 300 trials on); GPs are skipped past `gp_max` trials."""
+    import random
+
     import optuna
 
+    from sweepq import sampler as sampler_module
     from sweepq.config import load
     from sweepq.sampler import Sampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    backends = ("tpe", "sklearn-gp", "gp")
+    has_torch = sampler_module._torch_available()
     rows = []
     for n in sizes:
         row = [f"{n:,}"]
-        for algorithm in ("tpe", "gp"):
-            if algorithm == "gp" and n > gp_max:
+        for backend in backends:
+            if backend != "tpe" and n > gp_max or backend == "gp" and not has_torch:
                 row.append("-")
                 continue
-            sampler = Sampler(load(wandb_config("hartmann6", "bayes")), seed=0, algorithm=algorithm)
-            rng = __import__("random").Random(n)
-            records = []
-            for number in range(n):
+            sampler_module._torch_available = (lambda: has_torch) if backend == "gp" else (lambda: False)
+            sampler = Sampler(
+                load(wandb_config("hartmann6", "bayes")), seed=0, algorithm="tpe" if backend == "tpe" else "gp"
+            )
+            rng = random.Random(n)
+            records: list[dict[str, Any]] = []
+            for number in range(n + pending):
                 enc = {f"x{i}": rng.random() for i in range(1, 7)}
+                done = number < n
                 records.append(
-                    {"number": number, "encoded": enc, "state": "finished", "value": hartmann6(enc), "intermediate": []}
+                    {
+                        "number": number,
+                        "encoded": enc,
+                        "state": "finished" if done else "running",
+                        "value": hartmann6(enc) if done else None,
+                        "intermediate": [],
+                    }
                 )
             sampler.rebuild(records)
             times = []
             for k in range(3):
                 t = time.thread_time()
-                s = sampler.ask(n + k)
+                sampler.ask(n + pending + k)
                 times.append(time.thread_time() - t)
-                sampler.tell_record(
-                    {
-                        "number": n + k,
-                        "encoded": s.encoded,
-                        "state": "finished",
-                        "value": hartmann6(s.params),
-                        "intermediate": [],
-                    }
-                )
-            row.append(f"{statistics.median(times) * 1e3:.0f} ms")
+                sampler.forget(n + pending + k)
+            ms = statistics.median(times) * 1e3
+            row.append(f"{ms:,.0f} ms")
         rows.append(row)
-    return "CPU of one sweepq ask after n told trials (hartmann6, 6-D; median of 3):\n" + table(
-        ["told trials", "tpe", "gp"], rows
+    sampler_module._torch_available = lambda: has_torch
+    return (
+        f"CPU of one sweepq ask after n finished trials and {pending} running (hartmann6, 6-D; median of 3;"
+        " `auto` uses the GP below 300 trials, TPE from there):\n"
+        + table(["finished trials", "tpe", "scikit-learn GP (default install)", "Optuna GP (torch)"], rows)
     )
 
 
@@ -315,85 +496,99 @@ def wandb_parse_check() -> list[Any]:
     return out
 
 
+def _tie(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+
+Runs = dict[tuple[str, str, int], dict[int, dict[str, Any]]]
+
+
+def _score(by: Runs, engine: str, fn: str, pending: int) -> dict[str, Any] | None:
+    """Median final regret, IQR, ratio and wins/ties against W&B bayes at the same pending."""
+    runs = by.get((engine, fn, pending))
+    if not runs:
+        return None
+    base = by.get(("wandb-bayes", fn, pending), {})
+    final = [r["regret"][-1] for r in runs.values()]
+    med = statistics.median(final)
+    out: dict[str, Any] = {
+        "median": med,
+        "iqr": (_q(final, 0.25), _q(final, 0.75)),
+        "n": len(runs),
+        "ask": statistics.fmean(r["seconds"] / len(r["values"]) for r in runs.values()),
+    }
+    if base and engine != "wandb-bayes":
+        base_med = statistics.median(r["regret"][-1] for r in base.values())
+        pairs = [(r["regret"][-1], base[s]["regret"][-1]) for s, r in runs.items() if s in base]
+        out["ties"] = sum(_tie(a, b) for a, b in pairs)
+        out["wins"] = sum(a < b and not _tie(a, b) for a, b in pairs)
+        out["ratio"] = med / base_med if base_med > 0 else (1.0 if med == 0 else math.inf)
+    return out
+
+
 def summarize(
-    results: list[dict[str, Any]], engines: Sequence[str], seeds: int, trials: int, parsed: list[Any] | None = None
+    results: list[dict[str, Any]],
+    engines: Sequence[str],
+    fns: Sequence[str],
+    pendings: Sequence[int],
+    seeds: int,
+    trials: int,
+    parsed: list[Any] | None = None,
 ) -> str:
-    by: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    by: Runs = {}
     for r in results:
-        by.setdefault((r["engine"], r["fn"]), {})[r["seed"]] = r
-    lines = []
-    checkpoint = max(1, trials // 2)
+        by.setdefault((r["engine"], r["fn"], r["pending"]), {})[r["seed"]] = r
+    lines = [
+        f"Simple regret (best found - optimum; lower is better), {seeds} seeds x {trials} trials; "
+        "'pending' = trials running while each one is asked (pending + 1 workers).",
+        "ratio = median final regret / W&B bayes's median at the same pending; wins (ties) = seeds where "
+        "the engine's final regret is below (equal to) W&B bayes's on the same seed.",
+    ]
     rows = []
-    for fn in FUNCTIONS:
-        base = by.get(("wandb-bayes", fn), {})
-        base_med = statistics.median(r["regret"][-1] for r in base.values()) if base else None
-        for engine in engines:
-            runs = by.get((engine, fn))
-            if not runs:
-                continue
-            final = [r["regret"][-1] for r in runs.values()]
-            half = [r["regret"][checkpoint - 1] for r in runs.values()]
-            med = statistics.median(final)
-            wins = ""
-            if engine != "wandb-bayes" and base:
-                w = sum(1 for s, r in runs.items() if s in base and r["regret"][-1] < base[s]["regret"][-1])
-                t = sum(1 for s, r in runs.items() if s in base and r["regret"][-1] == base[s]["regret"][-1])
-                wins = f"{w}/{len(runs)}" + (f" ({t} tie)" if t else "")
-            ratio = "1.00 (base)" if engine == "wandb-bayes" else ("-" if not base_med else f"{med / base_med:.2f}")
-            secs = statistics.fmean(r["seconds"] for r in runs.values()) / trials
-            rows.append(
-                [
-                    fn,
-                    engine,
-                    _g(statistics.median(half)),
-                    _g(med),
-                    f"{_g(_q(final, 0.25))}..{_g(_q(final, 0.75))}",
-                    ratio,
-                    wins,
-                    f"{secs * 1e3:.0f} ms",
-                ]
-            )
-        rows.append([""] * 8)
-    lines.append(
-        f"Simple regret (best found - optimum; lower is better), {seeds} seeds x "
-        f"{trials} trials, sequential (1 worker)."
-    )
-    lines.append(
-        "ratio = median final regret / W&B bayes's median; wins = seeds where the "
-        "engine's final regret < W&B bayes's on the same seed."
-    )
+    for fn in fns:
+        for pending in pendings:
+            for engine in engines:
+                sc = _score(by, engine, fn, pending)
+                if sc is None:
+                    continue
+                wins = (
+                    f"{sc['wins']}/{sc['n']}" + (f" ({sc['ties']} tie)" if sc["ties"] else "") if "wins" in sc else ""
+                )
+                ratio = f"{sc['ratio']:.2f}" if "ratio" in sc else "1.00 (base)" if engine == "wandb-bayes" else "-"
+                lo, hi = sc["iqr"]
+                rows.append(
+                    [
+                        fn,
+                        str(pending),
+                        engine,
+                        _g(sc["median"]),
+                        f"{_g(lo)}..{_g(hi)}",
+                        ratio,
+                        wins,
+                        f"{sc['ask'] * 1e3:.0f} ms",
+                    ]
+                )
+            rows.append([""] * 8)
     lines.append(
         table(
-            [
-                "function",
-                "engine",
-                f"median@{checkpoint}",
-                f"median@{trials}",
-                "IQR",
-                "ratio",
-                "wins vs W&B bayes",
-                "time/ask",
-            ],
+            ["problem", "pending", "engine", f"median@{trials}", "IQR", "ratio", "wins vs W&B bayes", "time/trial"],
             rows[:-1],
         )
     )
-    # Sanity: W&B bayes must beat W&B random, or its history never reached it.
+    lines.append("")
+    lines.append(markdown(by, engines, fns, pendings))
     sanity = []
-    for fn in FUNCTIONS:
-        b, r = by.get(("wandb-bayes", fn), {}), by.get(("wandb-random", fn), {})
-        if b and r:
-            w = sum(1 for s in b if s in r and b[s]["regret"][-1] < r[s]["regret"][-1])
-            sanity.append(
-                f"{fn}: W&B bayes beats W&B random on {w}/{len(b)} seeds "
-                f"(median {_g(statistics.median(x['regret'][-1] for x in b.values()))}"
-                f" vs {_g(statistics.median(x['regret'][-1] for x in r.values()))})"
-            )
-    trap = by.get((TRAP, "branin"), {})
+    for fn in fns:
+        for pending in pendings:
+            b, r = by.get(("wandb-bayes", fn, pending), {}), by.get(("wandb-random", fn, pending), {})
+            if b and r:
+                w = sum(1 for s in b if s in r and b[s]["regret"][-1] < r[s]["regret"][-1])
+                sanity.append(f"{fn} (pending {pending}): W&B bayes beats W&B random on {w}/{len(b)} seeds")
+    trap = by.get((TRAP, "branin", pendings[0]), {})
     if trap:
-        rnd = by.get(("wandb-random", "branin"), {})
+        rnd = by.get(("wandb-random", "branin", pendings[0]), {})
         sanity.append(
-            "branin: W&B bayes fed history by field name (summary_metrics=, the "
-            "pydantic-2 trap): median "
+            "branin: W&B bayes fed history by field name (summary_metrics=, the pydantic-2 trap): median "
             f"{_g(statistics.median(x['regret'][-1] for x in trap.values()))}"
             + (f" vs W&B random {_g(statistics.median(x['regret'][-1] for x in rnd.values()))}" if rnd else "")
         )
@@ -402,10 +597,42 @@ def summarize(
             f"SweepRun(summary_metrics={{'y': 1.0}}) reads as {parsed[0]}; "
             f"SweepRun(summaryMetrics={{'y': 1.0}}) reads as {parsed[1]}"
         )
-    lines.append("")
-    lines.append("Sanity check of the W&B driver:")
-    lines.extend("  " + s for s in sanity)
+    if sanity:
+        lines.append("")
+        lines.append("Sanity check of the W&B driver:")
+        lines.extend("  " + s for s in sanity)
     return "\n".join(lines)
+
+
+_LABELS = {
+    "sweepq-auto": "sweepq default (no torch)",
+    "sweepq-gp": "sweepq `gp` extra (torch)",
+    "sweepq-tpe": "sweepq tpe",
+    "optuna-tpe": "Optuna TPE defaults",
+    "optuna-gp": "Optuna GP defaults",
+    "wandb-bayes": "W&B bayes",
+}
+
+
+def markdown(by: Runs, engines: Sequence[str], fns: Sequence[str], pendings: Sequence[int]) -> str:
+    """The README's table: per problem and pending, median regret, ratio to W&B, wins (ties)."""
+    shown = [e for e in engines if e in _LABELS]
+    head = "| problem | pending | " + " | ".join(_LABELS[e] for e in shown) + " |"
+    out = [head, "|" + "---|" * (2 + len(shown))]
+    for fn in fns:
+        for pending in pendings:
+            cells = []
+            for engine in shown:
+                sc = _score(by, engine, fn, pending)
+                if sc is None:
+                    cells.append("-")
+                elif "wins" in sc:
+                    tie = f" +{sc['ties']}t" if sc["ties"] else ""
+                    cells.append(f"{_g(sc['median'])} ×{sc['ratio']:.2f}, {sc['wins']}/{sc['n']}{tie}")
+                else:
+                    cells.append(_g(sc["median"]))
+            out.append(f"| {fn} | {pending} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -413,16 +640,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 seeds x 30 trials")
     ap.add_argument("--seeds", type=int)
     ap.add_argument("--trials", type=int)
+    ap.add_argument("--pending", default="1,4", help="running trials at each ask, comma-separated")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--engines", default=",".join(ENGINES), help=f"also: {', '.join(OPTIONAL)}")
+    ap.add_argument("--problems", default=",".join(PROBLEMS))
+    ap.add_argument("--tag", default="", help="suffix of the result file's name")
     ap.add_argument(
-        "--ask-cost", metavar="N,N,...", help="only time one ask after N told trials (hartmann6), TPE and GP"
+        "--ask-cost", metavar="N,N,...", help="only time one ask after N finished trials (hartmann6), per backend"
     )
     ap.add_argument("--no-trap", action="store_true", help="skip the field-name trap control")
     args = ap.parse_args(argv)
     seeds = args.seeds or (3 if args.quick else 10)
     trials = args.trials or (30 if args.quick else 50)
     engines = [e for e in args.engines.split(",") if e]
+    fns = [p for p in args.problems.split(",") if p]
+    pendings = [int(p) for p in args.pending.split(",") if p]
     if any(e.startswith("wandb") for e in engines) and not WANDB_PYTHON.exists():
         print(
             f"W&B's engine is not installed: python -m venv {WANDB_PYTHON.parent.parent} && "
@@ -430,70 +662,66 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if "sweepq-gp" in engines:
-        import importlib.util
+    import importlib.util
 
-        if importlib.util.find_spec("torch") is None:
-            print("torch is not installed: skipping sweepq-gp (pip install torch)", file=sys.stderr)
-            engines.remove("sweepq-gp")
+    for engine in ("sweepq-gp", "optuna-gp"):
+        if engine in engines and importlib.util.find_spec("torch") is None:
+            print(f"torch is not installed: skipping {engine} (pip install -e .[gp])", file=sys.stderr)
+            engines.remove(engine)
     rev = (
         subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=BENCH.parent, capture_output=True, text=True, check=False
         ).stdout.strip()
         or "?"
     )
+    RESULTS.mkdir(exist_ok=True)
     if args.ask_cost:
         text = (
             f"search_quality --ask-cost @ {rev} ({_dt.datetime.now():%Y-%m-%d %H:%M}, "
             f"{os.cpu_count()} cpus, 1 thread)\n\n" + ask_cost([int(x) for x in args.ask_cost.split(",")])
         )
         print(text)
-        RESULTS.mkdir(exist_ok=True)
         path = RESULTS / f"search_quality-ask_cost-{_dt.date.today().isoformat()}.txt"
         path.write_text(text + "\n")
         print(f"\nwrote {path.relative_to(BENCH.parent)}")
         return 0
-    tasks = [(e, fn, s, trials) for e in engines for fn in FUNCTIONS for s in range(seeds)]
-    if not args.no_trap and "wandb-bayes" in engines:
-        tasks += [(TRAP, "branin", s, trials) for s in range(seeds)]
+    for fn in fns:
+        problem(fn)  # fail early on an unknown problem or a missing table
+    tasks = [(e, fn, s, trials, p) for e in engines for fn in fns for p in pendings for s in range(seeds)]
+    if not args.no_trap and "wandb-bayes" in engines and "branin" in fns:
+        tasks += [(TRAP, "branin", s, trials, pendings[0]) for s in range(seeds)]
     # Slow engines first so the pool ends together.
-    cost = {"wandb-bayes": 0, TRAP: 0, "sweepq-gp": 1}
+    cost = {"sweepq-gp": 0, "optuna-gp": 0, "wandb-bayes": 1, TRAP: 1}
     tasks.sort(key=lambda t: (cost.get(t[0], 2), t[1]))
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    with ProcessPoolExecutor(max_workers=args.jobs, max_tasks_per_child=1) as pool:
         results = list(pool.map(run_one, tasks))
     wall = time.perf_counter() - t0
-    shown = engines + ([TRAP] if any(t[0] == TRAP for t in tasks) else [])
     parsed = wandb_parse_check() if any(e.startswith("wandb") for e in engines) else None
-    text = summarize(results, [e for e in shown if e != TRAP], seeds, trials, parsed)
-    import importlib.util
-
+    text = summarize(results, engines, fns, pendings, seeds, trials, parsed)
     import optuna
+    import sklearn
 
-    greenlet = "greenlet" if importlib.util.find_spec("greenlet") else "no greenlet (GP asks slower)"
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     head = (
         f"search_quality @ {rev} {'--quick ' if args.quick else ''}({stamp}, "
-        f"{platform.python_version()}, {os.cpu_count()} cpus, optuna "
-        f"{optuna.__version__}, {greenlet}, sweeps 0.2.0, wall {wall:.0f} s, {args.jobs} processes, "
+        f"{platform.python_version()}, {os.cpu_count()} cpus, optuna {optuna.__version__}, "
+        f"scikit-learn {sklearn.__version__}, sweeps 0.2.0, wall {wall:.0f} s, {args.jobs} processes, "
         f"5-min load average {os.getloadavg()[1]:.1f})"
     )
     out = head + "\n\n" + text
     print(out)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"search_quality-{_dt.date.today().isoformat()}{'-quick' if args.quick else ''}.txt"
+    tag = ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
+    path = RESULTS / f"search_quality-{_dt.date.today().isoformat()}{tag}.txt"
     raw = {
         "command": " ".join(["python", "benchmarks/search_quality.py", *(argv or sys.argv[1:])]),
         "seeds": seeds,
         "trials": trials,
         "wall_s": wall,
-        "runs": [{k: r[k] for k in ("engine", "fn", "seed", "seconds", "regret", "values")} for r in results],
+        "runs": [{k: r[k] for k in ("engine", "fn", "seed", "pending", "seconds", "regret")} for r in results],
     }
     path.write_text(
-        out
-        + "\n\nRaw (per run: best-so-far regret and values in trial order):\n"
-        + json.dumps(raw, default=float)
-        + "\n"
+        out + "\n\nRaw (per run: best-so-far regret in trial order):\n" + json.dumps(raw, default=float) + "\n"
     )
     print(f"\nwrote {path.relative_to(BENCH.parent)}")
     return 0

@@ -6,9 +6,13 @@ coordinates, state, value and intermediate values, so a restarted planner calls
 depends only on the seed and the trials told so far (each ask reseeds from ``(seed, number of
 trials)``), never on the process's history.
 
-Coordinates follow ``Distribution.encoding``: ``index`` is an Optuna categorical over indices,
-``int`` an integer range, ``u`` a float in [0, 1] mapped through the distribution's inverse CDF
-(so every W&B law is exact, weighted categoricals included), and ``const`` is no coordinate.
+Coordinates follow ``Distribution.encoding``: ``index`` is the index into ``values``, ``int`` an
+integer range, ``u`` a float in [0, 1] mapped through the distribution's inverse CDF (so every
+W&B law is exact, weighted categoricals included), and ``const`` is no coordinate. Optuna sees an
+``index`` over all-numeric values (``[16, 32, 64]``, ``[1e-3, 3e-3, 1e-2]``) as an integer range
+over the values' sorted positions, so models know 32 lies between 16 and 64 (W&B's engine does
+the same; worth one to two orders of magnitude on such spaces), and any other ``index`` as an
+Optuna categorical. The store keeps indices either way.
 
 Optuna is imported here and only here; ``import sweepq`` does not import this module.
 """
@@ -22,7 +26,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import optuna
@@ -35,6 +39,9 @@ from optuna.distributions import (
 from optuna.trial import Trial, TrialState
 
 from sweepq.space import Distribution, IntUniform, Path, dotted
+
+if TYPE_CHECKING:
+    from sweepq.gp import PendingStrategy
 
 __all__ = ["Algorithm", "Encoded", "Sampler", "Suggestion", "TrialRecord", "TERMINAL_STATES"]
 
@@ -56,7 +63,11 @@ TERMINAL_STATES: Mapping[str, TrialState] = {
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-_GP_MAX_TRIALS = 300  # "auto" asks GP only below this many trials
+# "auto" hands a sweep to TPE from this many trials on (the GP's fit is cubic in them: ask cost
+# in benchmarks/README.md) and for spaces wider than this many model columns (one-hot counted).
+_GP_MAX_TRIALS = 300
+_GP_MAX_WIDTH = 32
+_GP_PENDING: PendingStrategy = "believer"  # scikit-learn GP's running-trial rule (benchmarks/search_quality.py)
 
 
 @dataclass(frozen=True)
@@ -70,11 +81,12 @@ class Suggestion:
 class Sampler:
     """Ask/tell over one sweep's space; ``method`` random or bayes (grid is the planner's job).
 
-    ``algorithm`` picks bayes's model: ``"tpe"`` (default; multivariate, with a constant liar
-    so many pending trials spread out), ``"gp"`` (Optuna's GPSampler; needs torch, falls back to
-    TPE with a warning without it; it has no constant liar, so prefer it with few workers), or
-    ``"auto"`` (GP when torch is importable, at most one other trial is pending and the sweep has
-    fewer than 300 trials, else TPE; measured in benchmarks/search_quality.py).
+    ``algorithm`` picks bayes's model: ``"tpe"`` (Optuna's multivariate TPE with a constant
+    liar), ``"gp"`` (a GP with expected improvement: Optuna's GPSampler, which handles running
+    trials with a batch acquisition, when torch is installed; else scikit-learn's GP through
+    :class:`sweepq.gp.SklearnGPSampler`, with the kriging believer for running trials), or
+    ``"auto"`` (the default: the GP until the sweep has 300 trials or when the space has more
+    than 32 model columns, TPE from there; measured in benchmarks/search_quality.py).
     Random search draws u ~ U[0, 1) per coordinate from
     ``numpy.random.default_rng([seed, trial number])``: W&B's law, and the same draw as
     ``Space.sample`` with that generator.
@@ -102,12 +114,23 @@ class Sampler:
             (p, d) for p, d in self._space.leaves if d.encoding != "const"
         )
         self._distributions = {dotted(p): _optuna_distribution(d) for p, d in self._leaves}
+        # index -> sorted position (and back) for numeric values lists, which Optuna sees ordered
+        self._rank: dict[str, tuple[int, ...]] = {}
+        self._unrank: dict[str, tuple[int, ...]] = {}
+        for p, d in self._leaves:
+            order = _numeric_order(d)
+            if order is not None:
+                self._unrank[dotted(p)] = order
+                self._rank[dotted(p)] = tuple(int(i) for i in np.argsort(order))
+        self._width = sum(
+            d.n_choices if dotted(p) not in self._rank and d.encoding == "index" else 1 for p, d in self._leaves
+        )
         self._study = self._new_study()
         self._pending: list[_Pending] = []  # oldest first
 
     @property
     def algorithm(self) -> str:
-        """The model in use: "tpe", "gp" or "random" (after any fallback)."""
+        """The model bayes starts with: "tpe", "gp" (Optuna's, torch), "sklearn-gp", or "random"."""
         return self._algorithm
 
     @property
@@ -132,7 +155,7 @@ class Sampler:
         self._study.sampler = self._optuna_sampler(n)
         with _quiet():
             trial = self._study.ask(self._distributions)
-        encoded = self._normalize(trial.params)
+        encoded = self._normalize(self._from_optuna(trial.params))
         self._add(trial, encoded, number)
         return Suggestion(self._decode(encoded), encoded)
 
@@ -140,7 +163,7 @@ class Sampler:
         """Register a trial running with these coordinates that this sampler did not ask for."""
         encoded = self._normalize(encoded)
         with _quiet():
-            self._study.enqueue_trial(dict(encoded), skip_if_exists=False)
+            self._study.enqueue_trial(self._to_optuna(encoded), skip_if_exists=False)
             trial = self._study.ask(self._distributions)
         self._add(trial, encoded, number)
 
@@ -238,6 +261,13 @@ class Sampler:
 
     # -- private ----------------------------------------------------------------------------
 
+    def _to_optuna(self, encoded: Encoded) -> dict[str, Any]:
+        """Stored indices to Optuna's coordinates (sorted positions for numeric values)."""
+        return {k: self._rank[k][int(v)] if k in self._rank else v for k, v in encoded.items()}
+
+    def _from_optuna(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: self._unrank[k][int(v)] if k in self._unrank else v for k, v in params.items()}
+
     def _add(self, trial: Trial, encoded: Encoded, number: int | None) -> None:
         if number is not None:
             self.forget(number)  # asked again under the same number: the old one is moot
@@ -269,19 +299,21 @@ class Sampler:
     def _optuna_sampler(self, n: int) -> optuna.samplers.BaseSampler:
         """A fresh sampler seeded by (seed, n): suggestions depend on history, not RNG state."""
         seed = int(np.random.SeedSequence([self._seed, n]).generate_state(1)[0])
+        # A GP's ask grows cubically with history, and its model gets thin in wide spaces: "auto"
+        # hands long sweeps and wide spaces to TPE (ask cost: benchmarks/search_quality.py
+        # --ask-cost). Running trials no longer matter here: both GPs account for them.
+        tpe = self._algorithm == "tpe" or (self._auto and (n >= _GP_MAX_TRIALS or self._width > _GP_MAX_WIDTH))
         with _quiet():
-            # GP has no constant liar: with several trials in flight it would suggest the same
-            # point again, so "auto" asks TPE (which spreads pending trials) until they finish.
-            # Its ask also grows steeply with history (0.2 s at 50 trials, 4.6 s at 1,000 on 2
-            # cores: benchmarks/search_quality.py --ask-cost), so "auto" hands long sweeps to TPE.
-            crowded = self._auto and (len(self._pending) > 1 or n >= _GP_MAX_TRIALS)
-            if self._algorithm == "gp" and not crowded:
+            if tpe:
+                return optuna.samplers.TPESampler(
+                    seed=seed, n_startup_trials=self._n_startup, multivariate=True, constant_liar=True
+                )
+            if self._algorithm == "gp":
                 return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._n_startup)
-            return optuna.samplers.TPESampler(
-                seed=seed,
-                n_startup_trials=self._n_startup,
-                multivariate=True,
-                constant_liar=True,
+            from sweepq.gp import SklearnGPSampler
+
+            return SklearnGPSampler(
+                self._distributions, seed=seed, n_startup_trials=self._n_startup, pending=_GP_PENDING
             )
 
     def _draw(self, rng: np.random.Generator) -> Encoded:
@@ -333,7 +365,19 @@ class _Pending:
     number: int | None
 
 
+def _numeric_order(dist: Distribution) -> tuple[int, ...] | None:
+    """Indices of a categorical's values in ascending order, when every value is a real number."""
+    if dist.encoding != "index":
+        return None
+    values = getattr(dist, "values", ())
+    if len(values) < 2 or not all(_is_finite(v) for v in values):
+        return None
+    return tuple(int(i) for i in np.argsort([float(v) for v in values], kind="stable"))
+
+
 def _optuna_distribution(dist: Distribution) -> BaseDistribution:
+    if dist.encoding == "index" and _numeric_order(dist) is not None:
+        return IntDistribution(0, dist.n_choices - 1)
     if dist.encoding == "index":
         return CategoricalDistribution(list(range(dist.n_choices)))
     if dist.encoding == "int":
@@ -351,17 +395,10 @@ def _int_range(dist: Distribution) -> tuple[int, int]:
 
 
 def _resolve_algorithm(algorithm: Algorithm) -> str:
+    """tpe stays tpe; gp and auto take Optuna's GP with torch, scikit-learn's without."""
     if algorithm == "tpe":
         return "tpe"
-    if _torch_available():
-        return "gp"
-    if algorithm == "gp":
-        warnings.warn(
-            "GPSampler needs torch, which is not installed: using TPE (pip install torch)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return "tpe"
+    return "gp" if _torch_available() else "sklearn-gp"
 
 
 def _torch_available() -> bool:

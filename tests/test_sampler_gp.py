@@ -1,0 +1,193 @@
+"""bayes's default model without torch: scikit-learn's GP, ordered numeric values, pending trials."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+
+from sweepq import sampler as sampler_module
+from sweepq.config import SweepConfig, parse
+from sweepq.gp import SklearnGPSampler
+from sweepq.sampler import Sampler
+
+BRANIN = {"x1": {"min": -5.0, "max": 10.0}, "x2": {"min": 0.0, "max": 15.0}}
+BRANIN_MIN = 0.397887357729739
+
+
+def branin(p: dict[str, Any]) -> float:
+    x1, x2 = p["x1"], p["x2"]
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return float((x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10)
+
+
+def _config(parameters: dict[str, Any], method: str = "bayes") -> SweepConfig:
+    return parse({"method": method, "metric": {"name": "loss", "goal": "minimize"}, "parameters": parameters})
+
+
+@pytest.fixture
+def no_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default install: torch is not importable, so bayes's GP is scikit-learn's."""
+    monkeypatch.setattr(sampler_module, "_torch_available", lambda: False)
+
+
+def _finish(s: Sampler, number: int, encoded: dict[str, Any], value: float) -> None:
+    s.tell_record({"number": number, "encoded": encoded, "state": "finished", "value": value})
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_auto_and_gp_use_scikit_learns_gp_without_torch() -> None:
+    assert Sampler(_config(BRANIN), seed=0, algorithm="auto").algorithm == "sklearn-gp"
+    assert Sampler(_config(BRANIN), seed=0, algorithm="gp").algorithm == "sklearn-gp"
+    assert Sampler(_config(BRANIN), seed=0, algorithm="tpe").algorithm == "tpe"
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_gp_finds_branins_basin() -> None:
+    """30 trials reach within 0.05 of Branin's minimum; 9 random searches of 30 all stay above."""
+    s = Sampler(_config(BRANIN), seed=3, algorithm="auto")
+    best = math.inf
+    for n in range(30):
+        sg = s.ask(n)
+        y = branin(sg.params)
+        best = min(best, y)
+        _finish(s, n, sg.encoded, y)
+    assert best - BRANIN_MIN < 0.05
+    rng = np.random.default_rng(3)
+    randoms = [
+        min(branin({"x1": -5 + 15 * a, "x2": 15 * b}) for a, b in rng.random((30, 2))) - BRANIN_MIN for _ in range(9)
+    ]
+    assert best - BRANIN_MIN < min(randoms)
+
+
+def test_numeric_values_are_ordered_positions_for_optuna() -> None:
+    config = _config(
+        {
+            "batch": {"values": [64, 16, 256, 32]},  # written unsorted
+            "name": {"values": ["a", "b"]},
+            "flag": {"values": [True, False]},  # booleans are not numbers here
+        }
+    )
+    s = Sampler(config, seed=0)
+    s.add_pending({"batch": 1, "name": 0, "flag": 0}, number=0)  # index 1 is 16: the smallest
+    [trial] = s.study.trials
+    assert trial.distributions["batch"] == optuna.distributions.IntDistribution(0, 3)
+    assert trial.distributions["name"] == optuna.distributions.CategoricalDistribution([0, 1])
+    assert trial.distributions["flag"] == optuna.distributions.CategoricalDistribution([0, 1])
+    assert trial.params["batch"] == 0  # position of 16 in [16, 32, 64, 256]
+    for index, position in ((0, 2), (2, 3), (3, 1)):
+        s.add_pending({"batch": index, "name": 0, "flag": 0}, number=index + 10)
+        assert s.study.trials[-1].params["batch"] == position
+    for n in range(20):  # asks come back as indices into the list as written
+        sg = s.ask(100 + n)
+        assert sg.params["batch"] == config.space.leaves[0][1].values[sg.encoded["batch"]]
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_ordered_values_let_the_gp_interpolate() -> None:
+    """A 30-value list, best at its 19th value: the GP knows neighbours and gets there fast."""
+    values = [round(0.01 * 1.25**i, 6) for i in range(30)]
+    target = values[18]
+
+    def f(p: dict[str, Any]) -> float:
+        return (math.log(p["v"]) - math.log(target)) ** 2 + (p["x"] - 0.3) ** 2
+
+    s = Sampler(_config({"v": {"values": values[::-1]}, "x": {"min": 0.0, "max": 1.0}}), seed=1, algorithm="auto")
+    found = []
+    for n in range(22):
+        sg = s.ask(n)
+        found.append(sg.params["v"])
+        _finish(s, n, sg.encoded, f(sg.params))
+    assert target in found[10:]  # within 12 model-guided trials
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_pending_trials_are_not_proposed_again() -> None:
+    """With trials running, the believer's variance collapse sends new asks elsewhere."""
+    s = Sampler(_config(BRANIN), seed=5, algorithm="auto")
+    for n in range(12):
+        sg = s.ask(n)
+        _finish(s, n, sg.encoded, branin(sg.params))
+    batch = [s.ask(12 + k).encoded for k in range(4)]  # four asks, none told
+    points = np.array([[e["x1"], e["x2"]] for e in batch])
+    gaps = [np.linalg.norm(points[i] - points[j]) for i in range(4) for j in range(i)]
+    assert min(gaps) > 0.01
+    assert len(s.pending()) == 4
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_finite_space_never_repeats_a_point() -> None:
+    """All-discrete spaces: the GP never proposes a point already run or running (the random
+    start-up may)."""
+    config = _config({"a": {"values": [1, 2, 3]}, "b": {"values": [10, 20]}, "c": {"values": ["x", "y"]}})
+    s = Sampler(config, seed=2, algorithm="auto", n_startup_trials=3)
+    seen = []
+    for n in range(12):
+        sg = s.ask(n)
+        seen.append(tuple(sorted(sg.encoded.items())))
+        if n % 2 == 0:  # half stay pending
+            _finish(s, n, sg.encoded, float(sg.params["a"] + sg.params["b"]))
+    assert all(seen[n] not in seen[:n] for n in range(5, 12))  # 3 finished from trial 5 on
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_gp_rebuild_continues_exactly() -> None:
+    config = _config({**BRANIN, "k": {"values": [1, 2, 4, 8]}, "c": {"values": ["p", "q"]}})
+    live = Sampler(config, seed=9, algorithm="auto", n_startup_trials=4)
+    records = []
+    for n in range(10):
+        sg = live.ask(n)
+        rec: dict[str, Any] = {"number": n, "encoded": json.loads(json.dumps(sg.encoded)), "state": "running"}
+        if n < 8:
+            rec.update(state="finished", value=branin(sg.params) * sg.params["k"])
+            live.tell_record(rec)
+        records.append(rec)
+    rebuilt = Sampler(config, seed=9, algorithm="auto", n_startup_trials=4)
+    rebuilt.rebuild(records)
+    assert [rebuilt.ask(10 + k).encoded for k in range(3)] == [live.ask(10 + k).encoded for k in range(3)]
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_ask_cost_stays_bounded() -> None:
+    """The GP's ask at 150 trials stays well under a second of CPU; from 300 on, auto is TPE."""
+    config = _config({f"x{i}": {"min": 0.0, "max": 1.0} for i in range(6)})
+    rng = np.random.default_rng(0)
+
+    def records(n: int) -> list[dict[str, Any]]:
+        out = []
+        for number, u in enumerate(rng.random((n, 6))):
+            enc = {f"x{i}": float(v) for i, v in enumerate(u)}
+            out.append({"number": number, "encoded": enc, "state": "finished", "value": float(np.sum((u - 0.3) ** 2))})
+        return out
+
+    for n, limit in ((150, 2.0), (300, 0.5)):
+        s = Sampler(config, seed=0, algorithm="auto")
+        s.rebuild(records(n))
+        t = time.thread_time()
+        s.ask(n)
+        assert time.thread_time() - t < limit, n
+
+
+def test_sampler_rejects_unsupported_distributions() -> None:
+    with pytest.raises(ValueError, match="plain float ranges"):
+        SklearnGPSampler({"x": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)})
+
+
+def test_maximize_is_minimizing_the_negation() -> None:
+    """The same history told as maximize of -f or minimize of f gives the same proposal."""
+    space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    proposals = []
+    for direction, sign in (("minimize", 1.0), ("maximize", -1.0)):
+        study = optuna.create_study(direction=direction, sampler=SklearnGPSampler(space, seed=4, n_startup_trials=5))
+        for x in (0.05, 0.2, 0.45, 0.7, 0.95, 0.6):
+            study.add_trial(
+                optuna.trial.create_trial(params={"x": x}, distributions=space, value=sign * (x - 0.62) ** 2)
+            )
+        proposals.append(study.ask(space).params["x"])
+    assert proposals[0] == pytest.approx(proposals[1])
+    assert abs(proposals[0] - 0.62) < 0.1

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sweepq.sampler import Sampler
 
 from sweepq import jobs
-from sweepq.model import Sweep, SweepState, Trial, TrialState, job_id
+from sweepq.model import StopKind, Sweep, SweepState, Trial, TrialState, job_id
 from sweepq.store import Store
 
 __all__ = ["Planner", "Progress"]
@@ -301,6 +301,9 @@ class Planner:
         claimed (the worker died in between: RQ alone would keep it "started" forever). The
         attempt fence makes a duplicate harmless: only one claim of an attempt succeeds."""
         now = time.monotonic()
+        if sweep.state.closed and sweep.counts[TrialState.QUEUED]:
+            self._cancel_leftovers(sweep)
+            return
         if sweep.state != SweepState.RUNNING or now - self._last_recovery < 3:
             return
         self._last_recovery = now
@@ -316,6 +319,19 @@ class Planner:
                     continue
             if where != "waiting":
                 self._enqueue(sweep, trial)
+
+    def _cancel_leftovers(self, sweep: Sweep) -> None:
+        """Queued trials in a closed sweep can never start (claims refuse them) and would keep
+        the planner waiting forever: whatever path left one there (a `stop`/`cancel` racing a
+        requeue or an older server), it ends cancelled now, so a cancel always ends."""
+        for trial in self.store.trials(self.sweep_id, self.store.queued_numbers(self.sweep_id)):
+            if trial.state != TrialState.QUEUED:
+                continue
+            status = self.store.request_stop(
+                self.sweep_id, trial.number, kind=StopKind.CANCEL, reason=f"sweep {sweep.state}"
+            )
+            if status == "cancelled":
+                jobs.cancel_job(self.store.r, trial.job_id)
 
     def _check_failures(self, sweep: Sweep) -> None:
         """A broken program fails every trial: pause after the first few instead of burning the

@@ -56,3 +56,11 @@ local function stopped_as(stop)
   if stop == 'kill' or stop == 'cancel' then return 'killed' end
   return nil
 end
+
+local function closed_sweep()
+  -- The sweep's state if no trial may start in it any more (stopped, cancelled, finished), else nil:
+  -- a trial that would be queued again there ends cancelled instead, so a cancel always ends.
+  local sst = redis.call('HGET', sweep, 'state')
+  if sst == 'stopped' or sst == 'cancelled' or sst == 'finished' then return sst end
+  return nil
+end

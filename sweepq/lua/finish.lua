@@ -1,6 +1,7 @@
 -- Record how a running attempt ended. A pending stop request decides the state (pruned or
 -- killed) whatever the program did after it; 'requeue' (preemption, warm shutdown) puts the
--- trial back in the queue as a new attempt, not counted as a failure.
+-- trial back in the queue as a new attempt, not counted as a failure (in a closed sweep it ends
+-- 'cancelled' instead).
 -- KEYS: prelude's seven.
 -- ARGV: attempt, outcome (finished|failed|crashed|requeue), exit code or '', reason, now
 -- Returns: reply(final state) | reply('queued') | 'stale' | 'missing' | reply(current state)
@@ -11,6 +12,10 @@ if st ~= 'running' then return reply(st) end
 local stop = stopped_as(redis.call('HGET', trial, 'stop'))
 if stop then
   outcome, reason = stop, redis.call('HGET', trial, 'stop_reason') or reason
+end
+if outcome == 'requeue' and closed_sweep() then
+  -- Never queue into a sweep where nothing may start: the planner would wait for it forever.
+  outcome, reason = 'cancelled', reason .. '; not requeued: sweep ' .. closed_sweep()
 end
 if outcome == 'requeue' then
   redis.call('HINCRBY', trial, 'preemptions', 1)

@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -87,13 +88,24 @@ def execute(
     function: Callable[[], Any] | None = None,
 ) -> str:
     """Claim and run one attempt; returns the state it ended in (or why it did not run)."""
-    claim = store.claim(sweep_id, number, attempt=attempt, worker=worker, host=socket.gethostname())
+    token, server_id = secrets.token_hex(8), store.server_id()
+    claim = store.claim(
+        sweep_id,
+        number,
+        attempt=attempt,
+        worker=worker,
+        host=socket.gethostname(),
+        token=token,
+        server_id=server_id,
+        settle=CLAIM_SETTLE,
+    )
     if claim.status != "ok" or claim.trial is None:
         return claim.status
+    _durable(store)  # the claim is on disk (and on the replicas) before the program starts
     trial = claim.trial
     sweep = store.sweep(sweep_id)
     sink = OutputSink(store, sweep, trial)
-    beat = Heartbeat(store, sweep, trial)
+    beat = Heartbeat(store, sweep, trial, token=token, server_id=server_id)
     try:
         program = sweep.config.program or ""
         env = _trial_env(url, trial)
@@ -115,13 +127,32 @@ def execute(
     except Exception:  # noqa: BLE001 - record what the program did, whatever failed here
         traceback.print_exc()
     final = store.finish(
-        sweep_id, number, attempt=attempt, outcome=result.outcome, exit_code=result.exit_code, reason=result.reason
+        sweep_id,
+        number,
+        attempt=attempt,
+        outcome=result.outcome,
+        exit_code=result.exit_code,
+        reason=result.reason,
+        token=token,
     )
+    _durable(store)  # the outcome is on disk before RQ hears that the job is done
     if final.status == "queued" and final.trial is not None:
         from sweepq.jobs import enqueue_trial
 
         enqueue_trial(store.r, sweep, final.trial)
     return final.status
+
+
+# Seconds that claims wait after the server changed identity (restart, failover), so runners
+# whose claims it lost re-assert them first (a heartbeat interval, at most 2 s, plus reconnecting).
+CLAIM_SETTLE = 8.0
+
+
+def _durable(store: Store) -> None:
+    """Wait until this client's writes are fsynced and replicated where the server can say so
+    (see `Store.sync`); a failure here changes nothing that the fences do not already cover."""
+    with contextlib.suppress(redis.RedisError):
+        store.sync()
 
 
 def _settle(store: Store, sweep: Sweep, trial: Trial, beat: Heartbeat, result: Outcome) -> Outcome:
@@ -140,6 +171,10 @@ def _settle(store: Store, sweep: Sweep, trial: Trial, beat: Heartbeat, result: O
     if fresh.preempting:
         return Outcome("requeue", result.exit_code, "preempted")
     if result.outcome == "finished" and sweep.metric and fresh.history_len == 0 and not fresh.stop:
+        if beat.server_id and store.server_id() != beat.server_id:
+            # The server restarted or failed over during the attempt: its last writes, maybe
+            # every logged value, are gone. Run it again rather than blame the program.
+            return Outcome("requeue", result.exit_code, "Redis lost the attempt's metrics (server restarted)")
         return Outcome("failed", result.exit_code, f"metric {sweep.metric.name!r} was never logged")
     return result
 
@@ -469,11 +504,12 @@ class Heartbeat:
     `lost_after` seconds it stops the program itself: by then the planner may have taken the
     attempt for dead and queued the next one, and two attempts must not run at once."""
 
-    def __init__(self, store: Store, sweep: Sweep, trial: Trial) -> None:
+    def __init__(self, store: Store, sweep: Sweep, trial: Trial, *, token: str = "", server_id: str = "") -> None:
         from sweepq.server import fail_fast
 
         self.store = Store(fail_fast(store.r), now=store.now)
         self.sweep, self.trial = sweep, trial
+        self.token, self.server_id = token, server_id  # the claim's, for fencing and loss detection
         self.reason: StopReason | None = None
         self.closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -521,7 +557,9 @@ class Heartbeat:
                 if self.closed.is_set() or woke == "done":
                     return
                 sent = time.monotonic()
-                state, stop = self.store.heartbeat(t.sweep_id, t.number, attempt=t.attempt)
+                state, stop = self.store.heartbeat(
+                    t.sweep_id, t.number, attempt=t.attempt, token=self.token, worker=t.worker or "", host=t.host or ""
+                )
                 self._last_beat = max(self._last_beat, sent)  # written no earlier than sent
             except redis.RedisError:
                 # Redis restarting or unreachable: try again soon; `_watch` keeps the deadlines.

@@ -128,7 +128,10 @@ def stop_local_workers(procs: list[subprocess.Popen[bytes]], r: Any, *, grace: f
 
 def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[subprocess.Popen[bytes]]:
     """Start `n` real `rq worker` processes for a local sweep; their logs go to `log_dir`."""
+    from sweepq.server import rq_worker_args
+
     log_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SWEEPQ_REDIS_URL": url}  # read by `-c sweepq.rq_settings` (sentinel URLs)
     procs = []
     for i in range(n):
         log = open(log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -139,8 +142,7 @@ def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[
                     "-m",
                     "rq.cli",
                     "worker",
-                    "--url",
-                    url,
+                    *rq_worker_args(url),
                     "-w",
                     "sweepq.worker.Worker",
                     "--name",
@@ -151,6 +153,7 @@ def spawn_local_workers(url: str, queue: str, n: int, *, log_dir: Path) -> list[
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=env,
             )
         )
         log.close()

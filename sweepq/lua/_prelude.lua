@@ -46,7 +46,7 @@ local function new_attempt(attempt)
   -- so the dead attempt's values must not count toward the new one's bands.
   redis.call('DEL', history)
   redis.call('HDEL', trial, 'history_len', 'logged', 'dropped', 'best', 'last', 'summary', 'sdk',
-             'heartbeat', 'stop', 'stop_reason', 'preempting', 'exit_code', 'ended_at')
+             'heartbeat', 'stop', 'stop_reason', 'preempting', 'exit_code', 'ended_at', 'token')
   redis.call('HSET', trial, 'attempt', attempt, 'job_id', job_id(redis.call('HGET', trial, 'number'), attempt))
 end
 

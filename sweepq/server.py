@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError
 
 from sweepq.errors import ConnectionFailed
 
@@ -97,6 +98,10 @@ def _client(url: str, *, long_running: bool) -> redis.Redis:
                 **tcp,
             )
         client.ping()
+    except MasterNotFoundError:
+        raise ConnectionFailed(
+            f"cannot reach Redis at {_redact(url)}: no sentinel listed there knows a primary for that service"
+        ) from None
     except (redis.RedisError, ValueError, OSError) as err:
         raise ConnectionFailed(f"cannot reach Redis at {_redact(url)}: {err}") from None
     return client

@@ -21,8 +21,9 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.connection import SSLConnection
 from redis.retry import Retry
-from redis.sentinel import MasterNotFoundError
+from redis.sentinel import MasterNotFoundError, SentinelManagedConnection
 
 from sweepq.errors import ConnectionFailed
 
@@ -164,6 +165,25 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     )
 
 
+class SentinelConnection(SentinelManagedConnection):
+    """redis-py 8.1's sentinel connection re-asks the sentinels only in `connect()`, but a
+    command retried on a dropped connection reconnects through `connect_check_health()` to the
+    address it had: the dead primary, for the whole retry budget. Re-resolve the primary there."""
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        if self._sock is None and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+
+
+class SentinelSSLConnection(SentinelConnection, SSLConnection):
+    pass
+
+
+def _sentinel_connection_class(spec: SentinelURL) -> type[SentinelConnection]:
+    return SentinelSSLConnection if spec.ssl else SentinelConnection
+
+
 def _sentinel_client(spec: SentinelURL, *, retry: Retry) -> redis.Redis:
     """A client of the service's current primary: on a failover its connections fail, and the
     retry asks the sentinels again and reconnects to the promoted replica."""
@@ -182,6 +202,7 @@ def _sentinel_client(spec: SentinelURL, *, retry: Retry) -> redis.Redis:
         ssl=spec.ssl,
         retry=retry,
         socket_keepalive=True,
+        connection_class=_sentinel_connection_class(spec),
         **timeouts,
     )
     return client
@@ -206,7 +227,11 @@ def rq_settings(url: str) -> dict[str, Any]:
             "SOCKET_TIMEOUT": SOCKET_TIMEOUT,
             "SSL": spec.ssl,
             "SENTINEL_KWARGS": sentinel_kwargs,
-            "CONNECTION_KWARGS": {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_keepalive": True},
+            "CONNECTION_KWARGS": {
+                "socket_connect_timeout": CONNECT_TIMEOUT,
+                "socket_keepalive": True,
+                "connection_class": _sentinel_connection_class(spec),
+            },
         }
     }
 

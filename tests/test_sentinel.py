@@ -131,6 +131,7 @@ def test_kill9_of_the_primary_mid_sweep_fails_over_and_the_sweep_completes(
     result: list[Any] = []
     thread = threading.Thread(target=lambda: result.append(planner.run()), daemon=True)
     thread.start()
+    started = time.time()
     procs = [_worker(url, f"sentinel-{i}-{time.monotonic_ns()}", tmp_path / f"worker-{i}.log") for i in range(2)]
     done = tmp_path / "done"
     try:
@@ -147,6 +148,9 @@ def test_kill9_of_the_primary_mid_sweep_fails_over_and_the_sweep_completes(
             terminate(p)
         logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("worker-*.log"))
     print(f"failover took {failover_s:.1f}s")
+    for t in store.trials(sid):
+        print(t.number, t.state, t.attempt, round((t.started_at or 0) - started, 1), round((t.ended_at or 0) - started, 1), t.reason)
+    assert result, "the planner raised\n" + logs
     final = result[0]
     assert final.state == "finished", logs
     records = store.trials(sid)

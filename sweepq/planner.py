@@ -30,6 +30,7 @@ __all__ = ["Planner", "Progress"]
 
 _MAX_DEPTH = 64
 _WORKER_SCAN_EVERY = 5.0  # seconds; RQ's registry is one hash read per worker
+_LEFTOVER_GRACE = 3.0  # seconds a queued trial of a closed sweep is left to `stop`/`cancel` themselves
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Planner:
         self._workers_at = -_WORKER_SCAN_EVERY
         self._n_workers = 0
         self._taken_since: dict[str, float] = {}
+        self._leftovers: dict[int, float] = {}  # queued trials of a closed sweep: first seen
 
     # --- lease --------------------------------------------------------------------------------
 
@@ -324,7 +326,11 @@ class Planner:
         """Queued trials in a closed sweep can never start (claims refuse them) and would keep
         the planner waiting forever: whatever path left one there (a `stop`/`cancel` racing a
         requeue or an older server), it ends cancelled now, so a cancel always ends."""
-        for trial in self.store.trials(self.sweep_id, self.store.queued_numbers(self.sweep_id)):
+        now = time.monotonic()
+        numbers = self.store.queued_numbers(self.sweep_id)
+        seen, self._leftovers = self._leftovers, {n: self._leftovers.get(n, now) for n in numbers}
+        stuck = [n for n in numbers if now - seen.get(n, now) >= _LEFTOVER_GRACE]  # `cancel` goes first
+        for trial in self.store.trials(self.sweep_id, stuck):
             if trial.state != TrialState.QUEUED:
                 continue
             status = self.store.request_stop(

@@ -259,6 +259,7 @@ def test_the_planner_ends_a_queued_trial_left_in_a_cancelled_sweep(r: redis.Redi
     deadline = time.monotonic() + 10
     while not planner.step().done:
         assert time.monotonic() < deadline, "the planner never ended the cancelled sweep"
+        time.sleep(0.1)
     assert store.queued_numbers(sid) == []
     assert {t.state for t in store.trials(sid)} == {"cancelled"}
 

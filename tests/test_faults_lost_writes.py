@@ -197,3 +197,31 @@ def test_losing_the_last_writes_runs_no_attempt_twice_at_once_and_fails_no_trial
             assert end <= start, f"trial {key[0]} attempt {key[1]} ran twice at once: {spans}"
     rerun_same_attempt = [k for k, v in runs.items() if len(v) > 1]
     print(f"attempts run again one after the other (their first run's claim was lost): {rerun_same_attempt}")
+
+
+@pytest.mark.parametrize("binary", _binaries())
+def test_claims_and_finishes_wait_for_the_fsync_where_the_server_can(binary: str, tmp_path: Path) -> None:
+    """`Store.sync` is WAITAOF on servers that have it (Valkey, Redis >= 7.2) with appendonly on,
+    and nothing on Redis 7.0 without replicas: what deploy/README.md promises, server by server."""
+    server = Server(binary, tmp_path / "data")
+    try:
+        r = redis.Redis(port=server.port)
+        store = Store(r)
+        r.set("k", "v")
+        local, replicas = store.sync()
+        version = r.info("server").get("redis_version", "0")
+        has_waitaof = "valkey" in binary or tuple(int(x) for x in str(version).split(".")[:2]) >= (7, 2)
+        assert (local, replicas) == ((1, 0) if has_waitaof else (0, 0))
+        r.config_set("appendonly", "no")
+        assert Store(r).sync() == (0, 0)  # WAITAOF refuses without an AOF: nothing to wait for
+    finally:
+        server.close()
+
+
+def test_rq_workers_all_leaves_our_socket_timeout_alone(redis_url: str) -> None:
+    from sweepq import jobs
+    from sweepq.server import SOCKET_TIMEOUT
+
+    client = connect(redis_url)
+    jobs.workers_on(client, "sweepq")
+    assert client.connection_pool.connection_kwargs["socket_timeout"] == SOCKET_TIMEOUT

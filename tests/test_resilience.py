@@ -22,8 +22,8 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from sweepq import config as cfgmod
-from sweepq.planner import Planner
 from sweepq.model import Settings
+from sweepq.planner import Planner
 from sweepq.store import LogRecord, Store
 from tests.helpers import Workers, base_env, wait_for
 

@@ -147,7 +147,14 @@ def cancel_job(r: redis.Redis, job_id: str) -> None:
 
 def workers_on(r: redis.Redis, queue_name: str) -> tuple[int, int]:
     """(workers listening on the queue, of which idle)."""
-    workers: list[Any] = Worker.all(queue=trial_queue(r, queue_name))
+    # RQ's Worker objects raise their connection's socket timeout to ~7 minutes (for their own
+    # blocking dequeue) by editing the pool's kwargs: keep ours, so a partition cannot hang us.
+    kwargs = r.connection_pool.connection_kwargs
+    timeout = kwargs.get("socket_timeout")
+    try:
+        workers: list[Any] = Worker.all(queue=trial_queue(r, queue_name))
+    finally:
+        kwargs["socket_timeout"] = timeout
     idle = sum(1 for w in workers if w.get_state() in ("idle", "started", "suspended") and not w.get_current_job_id())
     return len(workers), idle
 

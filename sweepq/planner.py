@@ -24,13 +24,14 @@ if TYPE_CHECKING:
     from sweepq.space import GridIndex
 
 from sweepq import jobs
-from sweepq.model import Sweep, SweepState, Trial, TrialState, job_id
+from sweepq.model import StopKind, Sweep, SweepState, Trial, TrialState, job_id
 from sweepq.store import Store
 
 __all__ = ["Planner", "Progress"]
 
 _MAX_DEPTH = 64
 _WORKER_SCAN_EVERY = 5.0  # seconds; RQ's registry is one hash read per worker
+_LEFTOVER_GRACE = 3.0  # seconds a queued trial of a closed sweep is left to `stop`/`cancel` themselves
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class Planner:
         self._workers_at = -_WORKER_SCAN_EVERY
         self._n_workers = 0
         self._taken_since: dict[str, float] = {}
+        self._leftovers: dict[int, float] = {}  # queued trials of a closed sweep: first seen
 
     # --- lease --------------------------------------------------------------------------------
 
@@ -311,6 +313,9 @@ class Planner:
         claimed (the worker died in between: RQ alone would keep it "started" forever). The
         attempt fence makes a duplicate harmless: only one claim of an attempt succeeds."""
         now = time.monotonic()
+        if sweep.state.closed and sweep.counts[TrialState.QUEUED]:
+            self._cancel_leftovers(sweep)
+            return
         if sweep.state != SweepState.RUNNING or now - self._last_recovery < max(3.0, self.claim_window / 2):
             return
         self._last_recovery = now
@@ -326,6 +331,23 @@ class Planner:
                     continue
             if where != "waiting":
                 self._enqueue(sweep, trial)
+
+    def _cancel_leftovers(self, sweep: Sweep) -> None:
+        """Queued trials in a closed sweep can never start (claims refuse them) and would keep
+        the planner waiting forever: whatever path left one there (a `stop`/`cancel` racing a
+        requeue or an older server), it ends cancelled now, so a cancel always ends."""
+        now = time.monotonic()
+        numbers = self.store.queued_numbers(self.sweep_id)
+        seen, self._leftovers = self._leftovers, {n: self._leftovers.get(n, now) for n in numbers}
+        stuck = [n for n in numbers if now - seen.get(n, now) >= _LEFTOVER_GRACE]  # `cancel` goes first
+        for trial in self.store.trials(self.sweep_id, stuck):
+            if trial.state != TrialState.QUEUED:
+                continue
+            status = self.store.request_stop(
+                self.sweep_id, trial.number, kind=StopKind.CANCEL, reason=f"sweep {sweep.state}"
+            )
+            if status == "cancelled":
+                jobs.cancel_job(self.store.r, trial.job_id)
 
     def _check_failures(self, sweep: Sweep) -> None:
         """A broken program fails every trial: pause after the first few instead of burning the

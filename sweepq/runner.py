@@ -21,6 +21,7 @@ import importlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -90,9 +91,20 @@ def execute(
     function: Callable[[], Any] | None = None,
 ) -> str:
     """Claim and run one attempt; returns the state it ended in (or why it did not run)."""
-    claim = store.claim(sweep_id, number, attempt=attempt, worker=worker, host=socket.gethostname())
+    token, server_id = secrets.token_hex(8), store.server_id()
+    claim = store.claim(
+        sweep_id,
+        number,
+        attempt=attempt,
+        worker=worker,
+        host=socket.gethostname(),
+        token=token,
+        server_id=server_id,
+        settle=CLAIM_SETTLE,
+    )
     if claim.status != "ok" or claim.trial is None:
         return claim.status
+    _durable(store)  # the claim is on disk (and on the replicas) before the program starts
     trial = claim.trial
     sweep = store.sweep(sweep_id)
     from sweepq.trust import refusal
@@ -102,7 +114,7 @@ def execute(
         print(f"sweepq: refused trial {trial.id}: {why}", file=sys.stderr)
         return store.finish(sweep_id, number, attempt=attempt, outcome="failed", reason=f"refused: {why}").status
     sink = OutputSink(store, sweep, trial)
-    beat = Heartbeat(store, sweep, trial)
+    beat = Heartbeat(store, sweep, trial, token=token, server_id=server_id)
     try:
         program = sweep.config.program or ""
         env = _trial_env(url, trial)
@@ -124,13 +136,32 @@ def execute(
     except Exception:  # noqa: BLE001 - record what the program did, whatever failed here
         traceback.print_exc()
     final = store.finish(
-        sweep_id, number, attempt=attempt, outcome=result.outcome, exit_code=result.exit_code, reason=result.reason
+        sweep_id,
+        number,
+        attempt=attempt,
+        outcome=result.outcome,
+        exit_code=result.exit_code,
+        reason=result.reason,
+        token=token,
     )
+    _durable(store)  # the outcome is on disk before RQ hears that the job is done
     if final.status == "queued" and final.trial is not None:
         from sweepq.jobs import enqueue_trial
 
         enqueue_trial(store.r, sweep, final.trial)
     return final.status
+
+
+# Seconds that claims wait after the server changed identity (restart, failover), so runners
+# whose claims it lost re-assert them first (a heartbeat interval, at most 2 s, plus reconnecting).
+CLAIM_SETTLE = 8.0
+
+
+def _durable(store: Store) -> None:
+    """Wait until this client's writes are fsynced and replicated where the server can say so
+    (see `Store.sync`); a failure here changes nothing that the fences do not already cover."""
+    with contextlib.suppress(redis.RedisError):
+        store.sync()
 
 
 def _settle(store: Store, sweep: Sweep, trial: Trial, beat: Heartbeat, result: Outcome) -> Outcome:
@@ -139,12 +170,20 @@ def _settle(store: Store, sweep: Sweep, trial: Trial, beat: Heartbeat, result: O
         return Outcome("failed", result.exit_code, f"time limit of {sweep.settings.time_limit:g}s exceeded")
     if beat.reason is StopReason.SHUTDOWN and result.outcome != "finished":
         return Outcome("requeue", result.exit_code, "worker shut down")
+    if beat.reason is StopReason.LOST and result.outcome != "finished":
+        # Not the program's fault; if the planner already queued the next attempt, the finish
+        # script answers 'stale' and this changes nothing.
+        return Outcome("requeue", result.exit_code, f"stopped: no heartbeat reached Redis for {beat.lost_after:g}s")
     fresh = store.trial(sweep.id, trial.number)
     if fresh.attempt != trial.attempt:
         return result  # superseded: the finish script will answer 'stale'
     if fresh.preempting:
         return Outcome("requeue", result.exit_code, "preempted")
     if result.outcome == "finished" and sweep.metric and fresh.history_len == 0 and not fresh.stop:
+        if beat.server_id and store.server_id() != beat.server_id:
+            # The server restarted or failed over during the attempt: its last writes, maybe
+            # every logged value, are gone. Run it again rather than blame the program.
+            return Outcome("requeue", result.exit_code, "Redis lost the attempt's metrics (server restarted)")
         return Outcome("failed", result.exit_code, f"metric {sweep.metric.name!r} was never logged")
     return result
 
@@ -494,11 +533,19 @@ class OutputSink:
     sees it within milliseconds). Metrics printed by a program that uses the SDK are ignored by
     the log script itself (the SDK reports them), so no extra read is needed here."""
 
+    _KEEP = 10_000  # records held back while Redis is unreachable (then the oldest go)
+
     def __init__(self, store: Store, sweep: Sweep, trial: Trial) -> None:
+        from sweepq.server import fail_fast
+
         self.store, self.sweep, self.trial = store, sweep, trial
+        # While the program runs, a flush must not block the tee (and so the program) through a
+        # partition: it fails fast and keeps its data for the next flush. The last flush retries.
+        self._fast = Store(fail_fast(store.r), now=store.now)
         self._lines: list[str] = []
         self._records: list[LogRecord] = []
         self._last_flush = 0.0
+        self._retry_at = 0.0
         self._step = 0
 
     def add(self, line: str) -> None:
@@ -509,10 +556,14 @@ class OutputSink:
             name = self.sweep.metric.name if self.sweep.metric else ""
             step = int(found.get("step", self._step))
             self._records.append(LogRecord(step, found, found.get(name)))
-        if found or len(self._lines) >= 200 or time.monotonic() - self._last_flush > 0.2:
-            self.flush()
+        now = time.monotonic()
+        if now >= self._retry_at and (found or len(self._lines) >= 200 or now - self._last_flush > 0.2):
+            self._send(self._fast)
 
     def flush(self) -> None:
+        self._send(self.store)
+
+    def _send(self, store: Store) -> None:
         lines, self._lines = self._lines, []
         records, self._records = self._records, []
         self._last_flush = time.monotonic()
@@ -520,33 +571,59 @@ class OutputSink:
             return
         t = self.trial
         try:
-            self.store.log(self.sweep, t.number, attempt=t.attempt, records=records, source="stdout", output=lines)
+            store.log(self.sweep, t.number, attempt=t.attempt, records=records, source="stdout", output=lines)
         except redis.RedisError as err:
-            print(f"sweepq: could not store output: {err}", file=sys.stderr)
+            print(f"sweepq: could not store output (kept for the next try): {err}", file=sys.stderr)
+            self._records = (records + self._records)[-self._KEEP :]
+            self._lines = (lines + self._lines)[-self.sweep.settings.log_cap :]
+            self._retry_at = time.monotonic() + 1.0
 
 
 class StopReason(Enum):
     STOP = "stop"  # pruned, killed, cancelled, or this attempt was superseded
     TIME_LIMIT = "time limit"
     SHUTDOWN = "worker shut down"  # a warm shutdown of our rq worker: requeue the trial
+    LOST = "lost Redis"  # no heartbeat for so long that the planner may start another attempt
 
 
 class Heartbeat:
     """The attempt's companion thread: beats, waits on the attempt's wake list between beats
     (so a stop request arrives within milliseconds), and calls `on_stop` once when the attempt
-    must end."""
+    must end.
 
-    def __init__(self, store: Store, sweep: Sweep, trial: Trial) -> None:
-        self.store, self.sweep, self.trial = store, sweep, trial
+    It owns its deadlines whatever Redis does: its client never retries and every call answers
+    or fails within `server.SOCKET_TIMEOUT`, the time limit is checked on every turn (so a
+    partitioned program is still stopped by it), and when no heartbeat has reached Redis for
+    `lost_after` seconds it stops the program itself: by then the planner may have taken the
+    attempt for dead and queued the next one, and two attempts must not run at once."""
+
+    def __init__(self, store: Store, sweep: Sweep, trial: Trial, *, token: str = "", server_id: str = "") -> None:
+        from sweepq.server import fail_fast
+
+        self.store = Store(fail_fast(store.r), now=store.now)
+        self.sweep, self.trial = sweep, trial
+        self.token, self.server_id = token, server_id  # the claim's, for fencing and loss detection
         self.reason: StopReason | None = None
         self.closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_stop: Callable[[], None] = lambda: None
+        self._lock = threading.Lock()
+        self._started = self._last_beat = time.monotonic()
+
+    @property
+    def lost_after(self) -> float:
+        """Seconds without a heartbeat after which the program is stopped: early enough that
+        it is gone (SIGTERM, grace, SIGKILL) before the planner's heartbeat timeout can expire
+        the attempt, yet never sooner than two beats."""
+        s = self.sweep.settings
+        return max(2 * s.heartbeat_interval, s.heartbeat_timeout - s.grace - s.heartbeat_interval)
 
     def start(self, *, on_stop: Callable[[], None]) -> None:
         self._on_stop = on_stop
+        self._started = self._last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="sweepq-heartbeat", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch, name="sweepq-deadlines", daemon=True).start()
 
     def close(self) -> None:
         if self.closed.is_set():
@@ -562,25 +639,47 @@ class Heartbeat:
                 self.store.clear_wake(t.sweep_id, t.number, attempt=t.attempt)
 
     def _loop(self) -> None:
+        """Beat and wait for a stop request; Redis may hang a call here for up to the socket
+        timeout, which is why the deadlines are watched by `_watch`, not here."""
         settings, t = self.sweep.settings, self.trial
-        limit = settings.time_limit
-        started = time.monotonic()
-        while not self.closed.is_set():
+        while not self.closed.is_set() and self.reason is None:
             try:
-                wait = settings.heartbeat_interval
-                if limit:
-                    wait = min(wait, max(0.05, limit - (time.monotonic() - started)))
-                woke = self.store.wait_wake(t.sweep_id, t.number, attempt=t.attempt, timeout=wait)
+                woke = self.store.wait_wake(
+                    t.sweep_id, t.number, attempt=t.attempt, timeout=settings.heartbeat_interval
+                )
                 if self.closed.is_set() or woke == "done":
                     return
-                state, stop = self.store.heartbeat(t.sweep_id, t.number, attempt=t.attempt)
+                sent = time.monotonic()
+                state, stop = self.store.heartbeat(
+                    t.sweep_id, t.number, attempt=t.attempt, token=self.token, worker=t.worker or "", host=t.host or ""
+                )
+                self._last_beat = max(self._last_beat, sent)  # written no earlier than sent
             except redis.RedisError:
-                time.sleep(min(settings.heartbeat_interval, 1.0))  # Redis restarting: the client retries
+                # Redis restarting or unreachable: try again soon; `_watch` keeps the deadlines.
+                self.closed.wait(min(settings.heartbeat_interval, 1.0))
                 continue
-            self.reason = self._reason(state, stop, time.monotonic() - started)
-            if self.reason is not None:
-                self._on_stop()
+            reason = self._reason(state, stop, time.monotonic() - self._started)
+            if reason is not None:
+                self._stop(reason)
                 return
+
+    def _watch(self) -> None:
+        """The deadlines, whatever Redis does: the time limit, and `lost_after` without a beat."""
+        limit = self.sweep.settings.time_limit
+        while not self.closed.wait(0.05) and self.reason is None:
+            now = time.monotonic()
+            if limit and now - self._started > limit:
+                self._stop(StopReason.TIME_LIMIT)
+            elif now - self._last_beat > self.lost_after:
+                self._stop(StopReason.LOST)
+
+    def _stop(self, reason: StopReason) -> None:
+        """Once per attempt, from whichever thread decides first."""
+        with self._lock:
+            if self.reason is not None or self.closed.is_set():
+                return
+            self.reason = reason
+        self._on_stop()
 
     def _reason(self, state: str, stop: StopKind | None, elapsed: float) -> StopReason | None:
         if stop or state != TrialState.RUNNING:

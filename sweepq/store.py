@@ -77,6 +77,11 @@ class Keys:
         """`sweepq agent`s waiting for a trial (zset by last announcement)."""
         return f"{self.prefix}:agents"
 
+    @property
+    def epoch(self) -> str:
+        """The server identity (run_id) claims were last made on, and since when: see claim.lua."""
+        return f"{self.prefix}:epoch"
+
     def lease(self, role: str) -> str:
         return f"{self.prefix}:lease:{role}"
 
@@ -161,6 +166,7 @@ class Store:
         self._configs: dict[str, dict[str, Any]] = {}  # a sweep's config never changes
         self._signer = signer  # the owner's key, loaded when this store first creates something
         self._sweep_sigs: dict[str, str] = {}  # nor does its signature
+        self._sync_mode: tuple[bool, int] | None = None
 
     @property
     def signer(self) -> Signer:
@@ -202,7 +208,10 @@ class Store:
         return _s(self._call(name, keys, args))
 
     def _transition(self, sweep_id: str, number: int, name: str, args: Iterable[Any]) -> Transition:
-        reply = cast(list[bytes], self._call(name, Keys(sweep_id).transition(number), args))
+        return self._answer(sweep_id, cast(list[bytes], self._call(name, Keys(sweep_id).transition(number), args)))
+
+    @staticmethod
+    def _answer(sweep_id: str, reply: list[bytes]) -> Transition:
         status, flat = _s(reply[0]), reply[1:]
         if not flat:
             return Transition(status, None)
@@ -378,14 +387,77 @@ class Store:
             pipe.lrange(k.history(n), 0, -1)
         return {n: [float(v) for v in vals] for n, vals in zip(numbers, pipe.execute(), strict=True)}
 
-    def claim(self, sweep_id: str, number: int, *, attempt: int, worker: str, host: str) -> Transition:
+    def claim(
+        self,
+        sweep_id: str,
+        number: int,
+        *,
+        attempt: int,
+        worker: str,
+        host: str,
+        token: str = "",
+        server_id: str = "",
+        settle: float = 0.0,
+    ) -> Transition:
         """'ok' with the running record, or why the attempt must not run ('paused': leave it
-        queued; 'cancelled', 'stale', 'missing', or the state it is in)."""
-        return self._transition(sweep_id, number, "claim", [attempt, worker, self.now(), host])
+        queued; 'settling': the server just restarted or failed over, leave it queued for now;
+        'cancelled', 'stale', 'missing', or the state it is in). `token` fences this claim's
+        heartbeats and finish; `server_id` (see `server_id()`) and `settle` hold claims back
+        after the server changed identity, so runners whose claims it lost re-assert them first."""
+        k = Keys(sweep_id)
+        reply = cast(
+            list[bytes],
+            self._call(
+                "claim",
+                [*k.transition(number), k.epoch],
+                [attempt, worker, self.now(), host, token, server_id, settle],
+            ),
+        )
+        return self._answer(sweep_id, reply)
 
-    def heartbeat(self, sweep_id: str, number: int, *, attempt: int) -> tuple[TrialState | str, StopKind | None]:
-        """(state, stop request): the state is 'stale' or 'missing' for a superseded attempt."""
-        reply = cast(list[bytes], self._call("heartbeat", Keys(sweep_id).transition(number), [attempt, self.now()]))
+    def server_id(self) -> str:
+        """The server's run_id: it changes when the server restarts or a replica takes over,
+        which is when acknowledged writes may have been lost."""
+        info = self.r.info("server")
+        return str(info.get("run_id", ""))
+
+    def sync(self, *, timeout_ms: int = 1000) -> tuple[int, int]:
+        """Wait until what this client wrote is durable: fsynced to the local AOF (WAITAOF, on
+        Redis >= 7.2 and Valkey, when appendonly is on) and received by the connected replicas
+        (WAIT), so a crash or a failover cannot lose it. Returns (local fsyncs, replicas) that
+        acknowledged; (0, 0) where the server offers neither (Redis 7.0 without replicas)."""
+        mode = self._sync_mode
+        if mode is None:
+            mode = self._sync_mode = self._probe_sync()
+        local = replicas = 0
+        if mode[0]:
+            acks = self.r.waitaof(1, 0, timeout_ms)
+            local = int(acks[0])
+        if mode[1]:
+            replicas = int(self.r.wait(mode[1], timeout_ms))
+        return local, replicas
+
+    def _probe_sync(self) -> tuple[bool, int]:
+        """(WAITAOF usable, replicas to WAIT for), asked once per Store."""
+        try:
+            waitaof = True
+            self.r.waitaof(1, 0, 1)
+        except redis.ResponseError:
+            waitaof = False  # unknown command (Redis < 7.2), or appendonly off
+        replicas = 0
+        with contextlib.suppress(redis.RedisError):
+            replicas = int(self.r.info("replication").get("connected_slaves", 0))
+        return waitaof, replicas
+
+    def heartbeat(
+        self, sweep_id: str, number: int, *, attempt: int, token: str = "", worker: str = "", host: str = ""
+    ) -> tuple[TrialState | str, StopKind | None]:
+        """(state, stop request): the state is 'stale' or 'missing' for a superseded attempt (or
+        a claim another worker's claim replaced); with `token`, a claim Redis lost is re-asserted."""
+        reply = cast(
+            list[bytes],
+            self._call("heartbeat", Keys(sweep_id).transition(number), [attempt, self.now(), token, worker, host]),
+        )
         state, stop = _s(reply[0]), _s(reply[1])
         return _state(state), StopKind(stop) if stop else None
 
@@ -398,11 +470,13 @@ class Store:
         outcome: str,
         exit_code: int | None = None,
         reason: str = "",
+        token: str = "",
     ) -> Transition:
         """Record the end of an attempt: the state it ended in ('queued' when requeued as a new
-        attempt, whose record comes back for enqueueing; 'stale' when a newer attempt owns it)."""
+        attempt, whose record comes back for enqueueing; 'stale' when a newer attempt, or another
+        claim of this attempt, owns it)."""
         code = "" if exit_code is None else exit_code
-        return self._transition(sweep_id, number, "finish", [attempt, outcome, code, reason, self.now()])
+        return self._transition(sweep_id, number, "finish", [attempt, outcome, code, reason, self.now(), token])
 
     def expire(self, sweep_id: str, number: int, *, attempt: int, cutoff: float, max_attempts: int) -> Transition:
         """The reaper's transition for an attempt whose heartbeat is older than `cutoff`."""

@@ -189,8 +189,11 @@ def spawn_local_workers(
     """Start `n` real `rq worker` processes for a local sweep; their logs go to `log_dir`.
     `env` is added to theirs (the owner's public key, `trust.local_worker_env`); the owner's
     secret is never passed on."""
+    from sweepq.server import rq_worker_args
+
     log_dir.mkdir(parents=True, exist_ok=True)
-    child_env = trust.scrubbed_environ(env or {})
+    # SWEEPQ_REDIS_URL is read by `-c sweepq.rq_settings` (sentinel URLs)
+    child_env = trust.scrubbed_environ({**(env or {}), "SWEEPQ_REDIS_URL": url})
     worker_class = local_worker_class(warm)
     procs = []
     for i in range(n):
@@ -202,8 +205,7 @@ def spawn_local_workers(
                     "-m",
                     "rq.cli",
                     "worker",
-                    "--url",
-                    url,
+                    *rq_worker_args(url),
                     "-w",
                     worker_class,
                     "--name",

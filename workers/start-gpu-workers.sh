@@ -27,7 +27,9 @@ Which GPUs, first match wins:
   otherwise: one CPU-only worker (CUDA_VISIBLE_DEVICES="")
 
 Options:
-  --url URL          Redis URL (default: \$SWEEPQ_REDIS_URL); required
+  --url URL          Redis URL (default: \$SWEEPQ_REDIS_URL); required. A Sentinel URL
+                     (redis+sentinel://host:port[,host:port...]/service[/db]) starts the
+                     workers with -c sweepq.rq_settings (RQ's own sentinel settings)
   --queue NAME       queue to work on (default: sweepq)
   --trusted-keys F   the sweep owners' public keys, one per line (\$SWEEPQ_TRUSTED_KEYS_FILE;
                      or set SWEEPQ_TRUSTED_KEYS); the workers run only trials they sign
@@ -233,7 +235,13 @@ build_command() {
     if ((!plain)); then
         cmd+=(-w "$worker_class")
     fi
-    cmd+=(--url "$url" --name "$1")
+    if [[ $url == *+sentinel://* ]]; then
+        # rq's --url cannot take a sentinel URL: RQ's own SENTINEL settings come from
+        # sweepq.rq_settings, which reads SWEEPQ_REDIS_URL (exported below, never on argv).
+        cmd+=(-c sweepq.rq_settings --name "$1")
+    else
+        cmd+=(--url "$url" --name "$1")
+    fi
     cmd+=("${extra[@]}")
     cmd+=("$queue")
 }
@@ -253,6 +261,7 @@ else
 fi
 
 masked_url=$(mask_url "$url")
+export SWEEPQ_REDIS_URL=$url
 
 if ((dry_run)); then
     for i in "${!names[@]}"; do

@@ -46,7 +46,7 @@ local function new_attempt(attempt)
   -- so the dead attempt's values must not count toward the new one's bands.
   redis.call('DEL', history)
   redis.call('HDEL', trial, 'history_len', 'logged', 'dropped', 'best', 'last', 'summary', 'sdk',
-             'heartbeat', 'stop', 'stop_reason', 'preempting', 'exit_code', 'ended_at')
+             'heartbeat', 'stop', 'stop_reason', 'preempting', 'exit_code', 'ended_at', 'token')
   redis.call('HSET', trial, 'attempt', attempt, 'job_id', job_id(redis.call('HGET', trial, 'number'), attempt))
 end
 
@@ -54,5 +54,13 @@ local function stopped_as(stop)
   -- A pending stop request decides how an attempt ends, whatever happened after it.
   if stop == 'prune' then return 'pruned' end
   if stop == 'kill' or stop == 'cancel' then return 'killed' end
+  return nil
+end
+
+local function closed_sweep()
+  -- The sweep's state if no trial may start in it any more (stopped, cancelled, finished), else nil:
+  -- a trial that would be queued again there ends cancelled instead, so a cancel always ends.
+  local sst = redis.call('HGET', sweep, 'state')
+  if sst == 'stopped' or sst == 'cancelled' or sst == 'finished' then return sst end
   return nil
 end

@@ -1,9 +1,15 @@
 -- A worker claims a queued trial attempt before starting it, so no attempt runs twice.
--- KEYS: prelude's seven.
--- ARGV: attempt, worker name, now, host
--- Returns: reply('ok') | reply('paused') (leave it queued) | reply('cancelled') | 'stale' |
---          'missing' | reply(current state)
-local attempt, worker, now, host = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+-- The claim carries a token (random, per claim) that the attempt's heartbeat and finish must
+-- show: if Redis loses the claim (the last second of writes lost on a crash or an asynchronous
+-- failover) and a second worker claims the same attempt, the first one's next heartbeat is
+-- refused and it stops its program. After the server changed identity (a restart or failover:
+-- its run_id differs from the one recorded in KEYS[8]), claims wait `settle` seconds so that
+-- runners whose claims were lost can re-assert them with their next heartbeat first.
+-- KEYS: prelude's seven, KEYS[8] the sweep's epoch hash (the server run_id claims were made on).
+-- ARGV: attempt, worker name, now, host, token, server run_id, settle seconds
+-- Returns: reply('ok') | reply('paused') (leave it queued) | reply('settling') (leave it queued;
+--          retry later) | reply('cancelled') | 'stale' | 'missing' | reply(current state)
+local attempt, worker, now, host, token, run_id, settle = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local st = fenced(attempt)
 if st == 'stale' or st == 'missing' then return {st} end
 if st ~= 'queued' then return reply(st) end
@@ -14,7 +20,16 @@ if sst == 'stopped' or sst == 'cancelled' then
   move('queued', 'cancelled', now)
   return reply('cancelled')
 end
+if run_id and run_id ~= '' then
+  local seen, since = unpack(redis.call('HMGET', KEYS[8], 'run_id', 'since'))
+  if seen ~= run_id then
+    -- First claim on this server: settle only if claims were made on another one before.
+    since = seen and now or '0'
+    redis.call('HSET', KEYS[8], 'run_id', run_id, 'since', since)
+  end
+  if tonumber(now) < tonumber(since) + tonumber(settle) then return reply('settling') end
+end
 redis.call('HDEL', trial, 'ended_at', 'exit_code', 'stop', 'stop_reason', 'reason', 'preempting')
-redis.call('HSET', trial, 'worker', worker, 'host', host, 'started_at', now, 'heartbeat', now)
+redis.call('HSET', trial, 'worker', worker, 'host', host, 'started_at', now, 'heartbeat', now, 'token', token)
 move('queued', 'running', now)
 return reply('ok')

@@ -1,16 +1,24 @@
 -- Record how a running attempt ended. A pending stop request decides the state (pruned or
 -- killed) whatever the program did after it; 'requeue' (preemption, warm shutdown) puts the
--- trial back in the queue as a new attempt, not counted as a failure.
+-- trial back in the queue as a new attempt, not counted as a failure (in a closed sweep it ends
+-- 'cancelled' instead).
 -- KEYS: prelude's seven.
--- ARGV: attempt, outcome (finished|failed|crashed|requeue), exit code or '', reason, now
+-- ARGV: attempt, outcome (finished|failed|crashed|requeue), exit code or '', reason, now, token
+--       ('' = no token check; else a runner whose claim was replaced gets 'stale')
 -- Returns: reply(final state) | reply('queued') | 'stale' | 'missing' | reply(current state)
 local attempt, outcome, code, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local st = fenced(attempt)
 if st == 'stale' or st == 'missing' then return {st} end
 if st ~= 'running' then return reply(st) end
+local token, held = ARGV[6] or '', redis.call('HGET', trial, 'token')
+if token ~= '' and held and held ~= token then return {'stale'} end
 local stop = stopped_as(redis.call('HGET', trial, 'stop'))
 if stop then
   outcome, reason = stop, redis.call('HGET', trial, 'stop_reason') or reason
+end
+if outcome == 'requeue' and closed_sweep() then
+  -- Never queue into a sweep where nothing may start: the planner would wait for it forever.
+  outcome, reason = 'cancelled', reason .. '; not requeued: sweep ' .. closed_sweep()
 end
 if outcome == 'requeue' then
   redis.call('HINCRBY', trial, 'preemptions', 1)

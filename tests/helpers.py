@@ -25,6 +25,9 @@ import pytest
 import redis
 import yaml
 
+from sweepq.planner import Planner
+from sweepq.store import Store
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 PY = sys.executable
@@ -363,3 +366,26 @@ def out_dir(tmp_path: Path) -> Path:
     d = tmp_path / "out"
     d.mkdir()
     return d
+
+
+class PlannerThread:
+    """A real Planner in a thread of the test process, stopped and joined by the test."""
+
+    def __init__(self, store: Store, sweep_id: str) -> None:
+        self.stop = threading.Event()
+        self.planner = Planner(store, sweep_id)
+        self.result: Any = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.result = self.planner.run(should_exit=self.stop.is_set)
+
+    def join(self, timeout: float) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "planner did not finish"
+        return self.result
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)

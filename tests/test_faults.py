@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from sweepq import control
 from sweepq.model import Settings, StopKind, SweepState
 from sweepq.planner import Planner
 from sweepq.store import Store
-from tests.helpers import Plans, Workers, alive, base_env, cli, wait_for
+from tests.helpers import PlannerThread, Plans, Workers, alive, base_env, cli, wait_for
 from tests.netfault import Proxy
 
 # Writes a line "<time> <pid>" to alive-<attempt> every 0.1 s while it runs, prints the metric.
@@ -59,27 +58,6 @@ def _sweep(store: Store, tmp_path: Path, program: str, *, run_cap: int = 1, **se
         }
     )
     return store.create_sweep(cfg, Settings(workdir=str(tmp_path), seed=1, **settings), cap=run_cap)
-
-
-class PlannerThread:
-    def __init__(self, store: Store, sweep_id: str) -> None:
-        self.stop = threading.Event()
-        self.planner = Planner(store, sweep_id)
-        self.result: Any = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        self.result = self.planner.run(should_exit=self.stop.is_set)
-
-    def join(self, timeout: float) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the planner did not end"
-        return self.result
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
 
 def _ticks(path: Path) -> list[tuple[float, int]]:

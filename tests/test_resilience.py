@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from sweepq import config as cfgmod
 from sweepq.model import Settings
 from sweepq.planner import Planner
 from sweepq.store import LogRecord, Store
-from tests.helpers import Workers, base_env, wait_for
+from tests.helpers import PlannerThread, Workers, base_env, wait_for
 
 
 def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -37,27 +36,6 @@ def _box(url: str, tmp_path: Path) -> Workers:
     log_dir = tmp_path / "box-logs"
     log_dir.mkdir(exist_ok=True)
     return Workers(url, log_dir)
-
-
-class PlannerThread:
-    def __init__(self, store: Store, sweep_id: str) -> None:
-        self.stop = threading.Event()
-        self.planner = Planner(store, sweep_id)
-        self.result: Any = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        self.result = self.planner.run(should_exit=self.stop.is_set)
-
-    def join(self, timeout: float) -> Any:
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "planner did not finish"
-        return self.result
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
 
 def _plan_to_end(

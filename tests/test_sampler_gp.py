@@ -193,9 +193,9 @@ def test_maximize_is_minimizing_the_negation() -> None:
     assert abs(proposals[0] - 0.62) < 0.1
 
 
-def test_start_up_counts_running_trials_and_needs_two_finished() -> None:
-    """Random start-up ends after ``n_startup_trials`` asked trials (running ones count: with 4
-    workers the first trials are otherwise all random) once 2 have finished, W&B's own rule."""
+def test_start_up_counts_finished_trials_at_least_two() -> None:
+    """Random start-up lasts until ``n_startup_trials`` trials (at least 2, W&B's own rule) have
+    finished; running ones do not count (measured: counting them lost with 4 pending)."""
     space = {
         "x": optuna.distributions.FloatDistribution(0.0, 1.0),
         "y": optuna.distributions.FloatDistribution(0.0, 1.0),
@@ -211,9 +211,9 @@ def test_start_up_counts_running_trials_and_needs_two_finished() -> None:
         trial = study.ask()
         return bool(gp.sample_relative(study, study._storage.get_trial(trial._trial_id), space))
 
-    assert not modelled(3, finished=1, running=2)  # 3 asked but 1 finished: still random
-    assert modelled(3, finished=2, running=1)
-    assert not modelled(5, finished=2, running=2)
-    assert modelled(5, finished=3, running=2)
+    assert not modelled(1, finished=1, running=2)  # never from one finished trial
+    assert modelled(1, finished=2, running=0)
+    assert not modelled(3, finished=2, running=4)
+    assert modelled(3, finished=3, running=0)
     assert sampler_module._gp_startup(2) == 3 and sampler_module._gp_startup(1) == 2
     assert sampler_module._gp_startup(7) == 8 and sampler_module._gp_startup(20) == 10

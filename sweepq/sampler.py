@@ -93,6 +93,8 @@ class Sampler:
     :class:`sweepq.gp.SklearnGPSampler`, with the kriging believer for running trials), or
     ``"auto"`` (the default: the GP until the sweep has 300 trials or when the space has more
     than 32 model columns, TPE from there; measured in benchmarks/search_quality.py).
+    ``n_startup_trials`` (random trials before a model): None is 10 for TPE and Optuna's GP and
+    one more than the parameters (2..10) finished trials for the scikit-learn GP.
     Random search draws u ~ U[0, 1) per coordinate from
     ``numpy.random.default_rng([seed, trial number])``: W&B's law, and the same draw as
     ``Space.sample`` with that generator.

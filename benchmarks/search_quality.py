@@ -515,7 +515,7 @@ def _score(by: Runs, engine: str, fn: str, pending: int) -> dict[str, Any] | Non
         "median": med,
         "iqr": (_q(final, 0.25), _q(final, 0.75)),
         "n": len(runs),
-        "ask": statistics.fmean(r["seconds"] / len(r["values"]) for r in runs.values()),
+        "ask": statistics.fmean(r["seconds"] / len(r["regret"]) for r in runs.values()),
     }
     if base and engine != "wandb-bayes":
         base_med = statistics.median(r["regret"][-1] for r in base.values())
@@ -635,6 +635,17 @@ def markdown(by: Runs, engines: Sequence[str], fns: Sequence[str], pendings: Seq
     return "\n".join(out)
 
 
+def _raw_runs(path: Path, trials: int) -> list[dict[str, Any]]:
+    """The runs stored in a result file's raw JSON, cut to ``trials`` trials (they must have as many)."""
+    raw = json.loads(path.read_text().split("Raw (per run: best-so-far regret in trial order):\n", 1)[1])
+    runs = []
+    for r in raw["runs"]:
+        if len(r["regret"]) < trials:
+            raise SystemExit(f"{path}: {r['engine']} {r['fn']} seed {r['seed']} has {len(r['regret'])} trials")
+        runs.append({**r, "regret": r["regret"][:trials], "seconds": r["seconds"] * trials / len(r["regret"])})
+    return runs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds x 30 trials")
@@ -649,6 +660,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--ask-cost", metavar="N,N,...", help="only time one ask after N finished trials (hartmann6), per backend"
     )
     ap.add_argument("--no-trap", action="store_true", help="skip the field-name trap control")
+    ap.add_argument(
+        "--merge",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="also summarize the runs of an earlier result file (its engines, problems and pending counts that"
+        " this run does not redo): W&B's engine is deterministic per seed, so its runs can be reused",
+    )
     args = ap.parse_args(argv)
     seeds = args.seeds or (3 if args.quick else 10)
     trials = args.trials or (30 if args.quick else 50)
@@ -697,6 +716,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ProcessPoolExecutor(max_workers=args.jobs, max_tasks_per_child=1) as pool:
         results = list(pool.map(run_one, tasks))
     wall = time.perf_counter() - t0
+    done = {(t[0], t[1], t[2], t[4]) for t in tasks}
+    for file in args.merge:
+        old = _raw_runs(Path(file), trials)
+        results += [r for r in old if (r["engine"], r["fn"], r["seed"], r["pending"]) not in done and r["seed"] < seeds]
+        engines += [e for e in dict.fromkeys(r["engine"] for r in old) if e not in engines and e != TRAP]
     parsed = wandb_parse_check() if any(e.startswith("wandb") for e in engines) else None
     text = summarize(results, engines, fns, pendings, seeds, trials, parsed)
     import optuna

@@ -70,6 +70,12 @@ _GP_MAX_WIDTH = 32
 _GP_PENDING: PendingStrategy = "believer"  # scikit-learn GP's running-trial rule (benchmarks/search_quality.py)
 
 
+def _gp_startup(dims: int) -> int:
+    """Random trials before the scikit-learn GP models: one more than the parameters, at least
+    2 (W&B's engine models from its second finished run), at most 10 (the old fixed count)."""
+    return max(2, min(10, dims + 1))
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """A trial to run: ``params`` as the program sees them, ``encoded`` as stored for rebuild."""
@@ -87,6 +93,8 @@ class Sampler:
     :class:`sweepq.gp.SklearnGPSampler`, with the kriging believer for running trials), or
     ``"auto"`` (the default: the GP until the sweep has 300 trials or when the space has more
     than 32 model columns, TPE from there; measured in benchmarks/search_quality.py).
+    ``n_startup_trials`` (random trials before a model): None is 10 for TPE and Optuna's GP and
+    one more than the parameters (2..10) finished trials for the scikit-learn GP.
     Random search draws u ~ U[0, 1) per coordinate from
     ``numpy.random.default_rng([seed, trial number])``: W&B's law, and the same draw as
     ``Space.sample`` with that generator.
@@ -98,7 +106,7 @@ class Sampler:
         *,
         seed: int,
         algorithm: Algorithm | str = "tpe",
-        n_startup_trials: int = 10,
+        n_startup_trials: int | None = None,
     ) -> None:
         if algorithm not in ("tpe", "gp", "auto"):
             raise ValueError(f"algorithm must be tpe, gp or auto, not {algorithm!r}")
@@ -107,7 +115,7 @@ class Sampler:
         metric = getattr(config, "metric", None)
         self._goal: str = getattr(metric, "goal", None) or "minimize"
         self._seed = int(seed)
-        self._n_startup = int(n_startup_trials)
+        self._n_startup_given = n_startup_trials
         self._algorithm = _resolve_algorithm(algorithm) if self._method == "bayes" else "random"
         self._auto = algorithm == "auto"
         self._leaves: tuple[tuple[Path, Distribution], ...] = tuple(
@@ -306,14 +314,17 @@ class Sampler:
         with _quiet():
             if tpe:
                 return optuna.samplers.TPESampler(
-                    seed=seed, n_startup_trials=self._n_startup, multivariate=True, constant_liar=True
+                    seed=seed, n_startup_trials=self._n_startup_given or 10, multivariate=True, constant_liar=True
                 )
             if self._algorithm == "gp":
-                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._n_startup)
+                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._n_startup_given or 10)
             from sweepq.gp import SklearnGPSampler
 
             return SklearnGPSampler(
-                self._distributions, seed=seed, n_startup_trials=self._n_startup, pending=_GP_PENDING
+                self._distributions,
+                seed=seed,
+                n_startup_trials=self._n_startup_given or _gp_startup(len(self._distributions)),
+                pending=_GP_PENDING,
             )
 
     def _draw(self, rng: np.random.Generator) -> Encoded:

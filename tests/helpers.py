@@ -389,3 +389,23 @@ class PlannerThread:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(10)
+
+
+def program_sweep(store: Store, tmp_path: Path, program: str, *, run_cap: int = 1, **settings: Any) -> str:
+    """A random sweep over one parameter `x` whose program is `program` (written to prog.py)."""
+    import textwrap
+
+    from sweepq import config as cfgmod
+    from sweepq.model import Settings
+
+    (tmp_path / "prog.py").write_text(textwrap.dedent(program))
+    cfg = cfgmod.load(
+        {
+            "program": "prog.py",
+            "method": "random",
+            "run_cap": run_cap,
+            "metric": {"name": "loss", "goal": "minimize"},
+            "parameters": {"x": {"min": 0.0, "max": 1.0}},
+        }
+    )
+    return store.create_sweep(cfg, Settings(workdir=str(tmp_path), seed=1, **settings), cap=run_cap)

@@ -18,18 +18,16 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import redis
 
-from sweepq import config as cfgmod
 from sweepq import control
-from sweepq.model import Settings, StopKind, SweepState
+from sweepq.model import StopKind, SweepState
 from sweepq.planner import Planner
 from sweepq.store import Store
-from tests.helpers import PlannerThread, Plans, Workers, alive, base_env, cli, wait_for
+from tests.helpers import PlannerThread, Plans, Workers, alive, base_env, cli, program_sweep, wait_for
 from tests.netfault import Proxy
 
 # Writes a line "<time> <pid>" to alive-<attempt> every 0.1 s while it runs, prints the metric.
@@ -46,18 +44,7 @@ for i in range(steps):
 """
 
 
-def _sweep(store: Store, tmp_path: Path, program: str, *, run_cap: int = 1, **settings: Any) -> str:
-    (tmp_path / "prog.py").write_text(textwrap.dedent(program))
-    cfg = cfgmod.load(
-        {
-            "program": "prog.py",
-            "method": "random",
-            "run_cap": run_cap,
-            "metric": {"name": "loss", "goal": "minimize"},
-            "parameters": {"x": {"min": 0.0, "max": 1.0}},
-        }
-    )
-    return store.create_sweep(cfg, Settings(workdir=str(tmp_path), seed=1, **settings), cap=run_cap)
+_sweep = program_sweep
 
 
 def _ticks(path: Path) -> list[tuple[float, int]]:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +19,9 @@ import redis
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from sweepq import config as cfgmod
-from sweepq.model import Settings
 from sweepq.planner import Planner
 from sweepq.store import LogRecord, Store
-from tests.helpers import PlannerThread, Workers, base_env, wait_for
+from tests.helpers import PlannerThread, Workers, base_env, program_sweep, wait_for
 
 
 def _wait(cond: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -50,18 +47,7 @@ def _plan_to_end(
         planner.close()
 
 
-def _sweep(store: Store, tmp_path: Path, program: str, *, run_cap: int, **settings: Any) -> str:
-    (tmp_path / "prog.py").write_text(textwrap.dedent(program))
-    cfg = cfgmod.load(
-        {
-            "program": "prog.py",
-            "method": "random",
-            "run_cap": run_cap,
-            "metric": {"name": "loss", "goal": "minimize"},
-            "parameters": {"x": {"min": 0.0, "max": 1.0}},
-        }
-    )
-    return store.create_sweep(cfg, Settings(workdir=str(tmp_path), seed=1, **settings), cap=run_cap)
+_sweep = program_sweep
 
 
 def _alive(pid: int) -> bool:

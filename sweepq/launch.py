@@ -51,14 +51,9 @@ def create(path: str | None, *, resume: str | None, opts: PlanOptions) -> tuple[
         assert resume is not None
         sweep = store.sweep(resume)
         if stall_reason(sweep) is not None:  # paused by sweepq itself: a person fixed it and asks to go on
-            store.set_sweep_state(
-                resume,
-                SweepState.RUNNING,
-                allowed=[SweepState.PAUSED],
-                reason="resumed by `sweepq plan --resume`",
-                waive_failures=True,
-                by_user=True,
-            )
+            from sweepq import control
+
+            control.resume(store, resume)
         if opts.count is not None:
             store.set_cap(resume, sweep.created + opts.count)
         return resume, url

@@ -273,7 +273,12 @@ def test_redis_killed_and_restarted_with_aof_loses_nothing(tmp_path: Path) -> No
         )
         server2.start()
         try:
-            final = planner.join(120)
+            planner.thread.join(240)
+            if planner.thread.is_alive():  # say where it stands, for whoever debugs a stall here
+                rows = [(t.number, str(t.state), t.attempt, t.reason) for t in store.trials(sid)]
+                logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in (tmp_path / "box-logs").glob("*"))
+                pytest.fail(f"the planner did not finish within 240 s of the restart: {rows}\n{logs}")
+            final = planner.join(1)
             assert final.state == "finished"
             trials = store.trials(sid)
             assert len(trials) == 8

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import textwrap
 import threading
 import time
 from collections import defaultdict
@@ -29,12 +28,10 @@ from typing import Any
 import pytest
 import redis
 
-from sweepq import config as cfgmod
-from sweepq.model import Settings
 from sweepq.planner import Planner
 from sweepq.server import connect
 from sweepq.store import Store
-from tests.helpers import Workers, base_env, wait_for
+from tests.helpers import Workers, base_env, program_sweep, wait_for
 from tests.sentinels import free_port
 
 # Ticks "<trial> <attempt> <pid> <time> <kind>": start, logged (its metric values sent), end.
@@ -136,18 +133,7 @@ def test_losing_the_last_writes_runs_no_attempt_twice_at_once_and_fails_no_trial
     planner_thread: threading.Thread | None = None
     try:
         store = Store(connect(server.url, long_running=True))
-        (tmp_path / "prog.py").write_text(textwrap.dedent(PROGRAM))
-        cfg = cfgmod.load(
-            {
-                "program": "prog.py",
-                "method": "random",
-                "run_cap": trials,
-                "metric": {"name": "loss", "goal": "minimize"},
-                "parameters": {"x": {"min": 0.0, "max": 1.0}},
-            }
-        )
-        settings = Settings(workdir=str(tmp_path), seed=1, heartbeat_timeout=10.0, grace=0.5, fail_pause=0)
-        sid = store.create_sweep(cfg, settings, cap=trials)
+        sid = program_sweep(store, tmp_path, PROGRAM, run_cap=trials, heartbeat_timeout=10.0, grace=0.5, fail_pause=0)
         planner = Planner(store, sid)
         result: list[Any] = []
         planner_thread = threading.Thread(target=lambda: result.append(planner.run()), daemon=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections import Counter
@@ -18,13 +17,11 @@ from typing import Any
 import pytest
 import redis
 
-from sweepq import config as cfgmod
 from sweepq.errors import ConnectionFailed
-from sweepq.model import Settings
 from sweepq.planner import Planner
 from sweepq.server import connect, fail_fast, parse_sentinel_url, rq_settings, url_of
 from sweepq.store import Store
-from tests.helpers import PY, ROOT, base_env, terminate, wait_for
+from tests.helpers import PY, ROOT, base_env, program_sweep, terminate, wait_for
 from tests.sentinels import SentinelSet
 
 
@@ -118,17 +115,7 @@ def test_kill9_of_the_primary_mid_sweep_fails_over_and_the_sweep_completes(
     trials = 12
     url = sentinels.url
     store = Store(connect(url, long_running=True))
-    (tmp_path / "prog.py").write_text(textwrap.dedent(PROGRAM))
-    cfg = cfgmod.load(
-        {
-            "program": "prog.py",
-            "method": "random",
-            "run_cap": trials,
-            "metric": {"name": "loss", "goal": "minimize"},
-            "parameters": {"x": {"min": 0.0, "max": 1.0}},
-        }
-    )
-    sid = store.create_sweep(cfg, Settings(workdir=str(tmp_path), seed=1, heartbeat_timeout=10.0), cap=trials)
+    sid = program_sweep(store, tmp_path, PROGRAM, run_cap=trials, heartbeat_timeout=10.0)
     planner = Planner(store, sid)
     result: list[Any] = []
     thread = threading.Thread(target=lambda: result.append(planner.run()), daemon=True)

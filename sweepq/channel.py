@@ -200,7 +200,14 @@ class ChannelServer:
 
         self._server = Server(path, Handler)
         os.chmod(path, 0o600)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sweepq-channel", daemon=True)
+        self._closing = False
+        self._thread = threading.Thread(target=self._accept, name="sweepq-channel", daemon=True)
+
+    def _accept(self) -> None:
+        # Not serve_forever: its shutdown() waits for a 0.5 s poll to notice, and every trial
+        # would end half a second late. handle_request() blocks in accept; close() wakes it.
+        while not self._closing:
+            self._server.handle_request()
 
     def __enter__(self) -> ChannelServer:
         self._thread.start()
@@ -210,8 +217,11 @@ class ChannelServer:
         self.close()
 
     def close(self) -> None:
+        self._closing = True
         if self._thread.is_alive():
-            self._server.shutdown()
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:
+                wake.connect(self.path)  # the accept returns; the loop sees _closing
+            self._thread.join(timeout=5.0)
         self._server.server_close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)

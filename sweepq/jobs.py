@@ -110,7 +110,9 @@ def enqueue_trial(r: redis.Redis, sweep: Sweep, trial: Trial) -> Job:
         args=(trial.sweep_id, trial.number, trial.attempt),
         job_id=trial.job_id,
         timeout=sweep.settings.job_timeout,
-        result_ttl=3600,
+        # The trial's record holds its outcome; RQ deletes a finished job at once instead of
+        # writing a result and a finished-registry entry nobody reads (failed jobs are kept).
+        result_ttl=0,
         failure_ttl=7 * 86400,
         description=f"sweep {trial.sweep_id} trial {trial.number} (attempt {trial.attempt}) {params[:200]}",
         meta={

@@ -239,6 +239,18 @@ class Verifier:
 
     @classmethod
     def load(cls) -> Verifier:
+        """The keys as configured now. A warm worker asks before every trial: the answer is
+        reused while the environment and the key files are unchanged (a rotated or removed key
+        takes effect at the next trial), so a trial does not pay for parsing keys."""
+        seen = _key_sources()
+        cached = _VERIFIER.get(seen)
+        if cached is None:
+            _VERIFIER.clear()
+            cached = _VERIFIER[seen] = cls._read()
+        return cached
+
+    @classmethod
+    def _read(cls) -> Verifier:
         keys: list[PublicKey] = []
         for token in re.split(r"[\s,]+", os.environ.get(ENV_TRUSTED_KEYS, "")):
             if token:
@@ -276,6 +288,25 @@ class Verifier:
         if not key.verifies(raw, message):
             return f"{what} does not match its signature (changed after it was signed)"
         return None
+
+
+_VERIFIER: dict[tuple[object, ...], Verifier] = {}
+
+
+def _key_sources() -> tuple[object, ...]:
+    """What `Verifier.load` reads: the variables, and each file's identity and mtime."""
+    from sweepq.server import home_dir
+
+    files = [os.environ.get(ENV_TRUSTED_KEYS_FILE), os.environ.get(ENV_SECRET_FILE), str(home_dir() / KEY_FILE)]
+    stats: list[object] = []
+    for name in files:
+        try:
+            st = os.stat(Path(name).expanduser()) if name else None
+        except OSError:
+            st = None
+        stats.append(None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns))
+    env = tuple(os.environ.get(k) for k in (ENV_TRUSTED_KEYS, ENV_TRUSTED_KEYS_FILE, ENV_SECRET, ENV_SECRET_FILE))
+    return (*env, *files, *stats)
 
 
 def refusal(sweep: Sweep, trial: Trial, *, in_process: bool = False, verifier: Verifier | None = None) -> str | None:

@@ -7,13 +7,15 @@ import itertools
 import json
 import os
 import statistics
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import redis
 from rq import Queue
-from rq.job import Job, JobStatus
-from rq.registry import FinishedJobRegistry
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from sweepq.store import Store
 from tests.helpers import (
@@ -66,13 +68,9 @@ def test_grid_runs_every_point_once_across_three_workers(r, workers, plans, redi
     sweep = store.sweep(sid)
     assert sweep.state == "finished"
     assert sweep.counts["finished"] == 9 and sweep.created == 9
-    # RQ agrees: every trial's job finished, and no other job of the sweep was ever run.
-    finished = set(FinishedJobRegistry(queue=Queue("sweepq", connection=r)).get_job_ids())
-    trial_jobs = {store.trial(sid, t["number"]).job_id for t in rows}
-    assert trial_jobs <= finished
-    assert {j for j in finished if j.startswith(f"sweepq-{sid}-")} == trial_jobs
-    for jid in trial_jobs:
-        assert Job.fetch(jid, connection=r).get_status() == JobStatus.FINISHED
+    # RQ agrees: every trial's job ended well and was deleted (trials keep no RQ result), none
+    # failed, and the event stream saw each trial start exactly once.
+    assert_ran_once_each(r, store, sid, [t["number"] for t in rows])
 
 
 def test_random_sweep_with_run_cap_20_on_4_workers_ends_with_exactly_20(r, workers, plans, redis_url):
@@ -99,13 +97,22 @@ def test_random_sweep_with_run_cap_20_on_4_workers_ends_with_exactly_20(r, worke
     assert sweep.state == "finished"
     assert sweep.created == 20 and sweep.counts["finished"] == 20
     assert sum(sweep.counts.values()) == 20
-    jobs = [
-        j
-        for j in FinishedJobRegistry(queue=Queue("sweepq", connection=r)).get_job_ids()
-        if j.startswith(f"sweepq-{sid}-")
-    ]
-    assert len(jobs) == 20
+    assert_ran_once_each(r, store, sid, list(range(20)))
     assert Queue("sweepq", connection=r).count == 0
+
+
+def assert_ran_once_each(r, store: Store, sid: str, numbers: list[int]) -> None:
+    """Each trial's job is gone from RQ (a finished trial's job is deleted, result_ttl=0), no job
+    of the sweep sits in RQ's failed or finished registries, and each trial entered `running`
+    exactly once (from the sweep's event stream)."""
+    queue = Queue("sweepq", connection=r)
+    for n in numbers:
+        with pytest.raises(NoSuchJobError):
+            Job.fetch(store.trial(sid, n).job_id, connection=r)
+    for registry in (FinishedJobRegistry(queue=queue), FailedJobRegistry(queue=queue)):
+        assert not [j for j in registry.get_job_ids() if j.startswith(f"sweepq-{sid}-")]
+    starts = Counter(int(f["trial"]) for _, f in store.events_since(sid, "0-0") if f.get("state") == "running")
+    assert starts == Counter(numbers)
 
 
 def test_plan_count_with_its_own_local_workers_runs_exactly_that_many(r, plans, redis_url):

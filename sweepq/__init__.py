@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import TYPE_CHECKING, Any
 
 from sweepq.errors import ConfigError, SweepqError
+
+# Not `typing.TYPE_CHECKING`: a trial program's `import sweepq` should not load `typing`.
+TYPE_CHECKING = False
 
 __version__ = "0.2.0"
 
@@ -72,6 +74,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sweepq.api import agent, sweep
     from sweepq.sdk import Config, Run, Stopped, finish, init, log
     from sweepq.wandb_compat import (

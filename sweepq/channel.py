@@ -75,9 +75,22 @@ class TrialLink(ABC):
     def must_stop(self) -> bool: ...
 
 
+_in_process: TrialLink | None = None
+
+
+def set_in_process(link: TrialLink | None) -> None:
+    """Function mode: the runner hands the SDK the link of the trial it is running in this very
+    process (its own store and records: no new connection, no read of what it already holds)."""
+    global _in_process
+    _in_process = link
+
+
 def link_from_env() -> TrialLink | None:
-    """The link a trial's environment offers: the runner's socket, or (function mode, inside the
-    worker) Redis directly; None outside a sweep."""
+    """The link a trial's environment offers: the runner's own (function mode, set by the runner),
+    the runner's socket, or Redis directly (a function run by a runner of another version);
+    None outside a sweep."""
+    if _in_process is not None:
+        return _in_process
     path = os.environ.get(ENV)
     if path:
         return SocketLink(path)
@@ -152,9 +165,19 @@ class SocketLink(TrialLink):
 class DirectLink(TrialLink):
     """Function mode: the program runs in the runner's process and uses the store."""
 
-    def __init__(self, store: Store, sweep_id: str, number: int, attempt: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sweep_id: str,
+        number: int,
+        attempt: int,
+        *,
+        sweep: Sweep | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
         self.store, self.sweep_id, self.number, self.attempt = store, sweep_id, number, attempt
-        self._sweep: Sweep | None = None
+        self._sweep = sweep
+        self._params = params  # the claimed attempt's, when the runner has them
 
     def _get_sweep(self) -> Sweep:
         if self._sweep is None:
@@ -162,14 +185,14 @@ class DirectLink(TrialLink):
         return self._sweep
 
     def attach(self) -> Attached:
-        trial = self.store.trial(self.sweep_id, self.number)
+        params = self._params if self._params is not None else self.store.trial(self.sweep_id, self.number).params
         sweep = self._get_sweep()
         raw = sweep.raw_config
         return Attached(
             self.sweep_id,
             self.number,
             self.attempt,
-            trial.params,
+            params,
             sweep.metric.name if sweep.metric else None,
             raw.get("project"),
             raw.get("entity"),
@@ -200,8 +223,7 @@ class ChannelServer:
         import threading
 
         self.path = path
-        self.link = DirectLink(store, sweep.id, trial.number, trial.attempt)
-        self.link._sweep = sweep
+        self.link = DirectLink(store, sweep.id, trial.number, trial.attempt, sweep=sweep, params=trial.params)
         self._params = trial.params
         link, params = self.link, self._params
 

@@ -41,6 +41,7 @@ import redis
 
 from sweepq import jobs
 from sweepq import reaper as _reaper
+from sweepq.channel import DirectLink, TrialLink
 from sweepq.model import StopKind, Sweep, Trial, TrialState
 from sweepq.store import LogRecord, Store
 
@@ -119,7 +120,8 @@ def execute(
         program = sweep.config.program or ""
         env = _trial_env(url, trial)
         if function is not None or _FUNCTION_RE.match(program):
-            result = _run_function(function or _import(program, sweep), env, beat)
+            link = DirectLink(store, sweep.id, trial.number, trial.attempt, sweep=sweep, params=trial.params)
+            result = _run_function(function or _import(program, sweep), env, beat, link)
         else:
             result = _run_program(store, sweep, trial, env, beat, sink)
     except Exception as err:  # noqa: BLE001 - any failure of ours is recorded, never lost
@@ -209,17 +211,18 @@ def _import(program: str, sweep: Sweep) -> Callable[[], Any]:
 # --- function mode ------------------------------------------------------------------------------
 
 
-def _run_function(fn: Callable[..., Any], env: dict[str, str], beat: Heartbeat) -> Outcome:
+def _run_function(fn: Callable[..., Any], env: dict[str, str], beat: Heartbeat, link: TrialLink) -> Outcome:
     """Run `fn` here, with the trial's environment so `sweepq.init()` inside finds its trial.
 
     A stop reaches the function on the runner's main path: `Stopped` is raised in the main
     thread (through a signal the heartbeat thread sends to this process), so a function that
     never calls log() is stopped too. If it does not return within the grace period, the work
     horse exits (RQ then starts a fresh one)."""
-    from sweepq import sdk, wandb_bridge
+    from sweepq import channel, sdk, wandb_bridge
 
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    channel.set_in_process(link)
     reaping = _in_horse() and _reaper.become_subreaper()
     restore = _raise_stopped_on(_STOP_SIGNAL)
     beat.start(on_stop=_FunctionStopper(beat).stop)
@@ -240,6 +243,7 @@ def _run_function(fn: Callable[..., Any], env: dict[str, str], beat: Heartbeat) 
         restore()
         wandb_bridge.finish_in_process()
         sdk.finish_current()
+        channel.set_in_process(None)
         if reaping:
             # In a work horse: processes the function started (data loaders, servers, daemons)
             # end with its trial, so a reused horse starts the next one clean.

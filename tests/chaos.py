@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from sweepq import config as cfgmod
@@ -173,19 +174,22 @@ def run_chaos(
 
 
 def _rq_mismatches(store: Store, sid: str, killed: set[str]) -> list[str]:
-    """Trial records that disagree with RQ. A finished trial's job is finished in RQ, unless its
-    worker was killed after the trial's outcome was recorded and before RQ's own bookkeeping: RQ
-    then shows the job started (until its abandoned-job cleanup), and the trial record, the
-    source of truth, is right. Nothing else may differ."""
+    """Trial records that disagree with RQ. A finished trial's job is gone from RQ (trial jobs
+    keep no result: RQ deletes them on success), unless its worker was killed after the trial's
+    outcome was recorded and before RQ's own bookkeeping: RQ then shows the job started (until
+    its abandoned-job cleanup), and the trial record, the source of truth, is right. Nothing
+    else may differ."""
     out = []
     for t in store.trials(sid):
+        if t.state != "finished":
+            continue
         try:
             job = Job.fetch(t.job_id, connection=store.r)
             status = job.get_status()
+        except NoSuchJobError:
+            continue  # finished and deleted, as it should be
         except Exception as err:  # noqa: BLE001 - report, do not hide
             out.append(f"trial {t.number}: job {t.job_id}: {err}")
-            continue
-        if t.state != "finished" or status == JobStatus.FINISHED:
             continue
         if status == JobStatus.STARTED and job.worker_name in killed:
             continue

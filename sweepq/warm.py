@@ -54,7 +54,7 @@ from rq.queue import Queue
 from rq.utils import now
 
 from sweepq import reaper
-from sweepq.worker import Worker
+from sweepq.worker import Worker, _riding_out
 
 __all__ = ["WarmWorker"]
 
@@ -125,7 +125,10 @@ class WarmWorker(Worker):
             self._horse_died(job, queue, execution)
             return
         horse.trials += 1
-        self._settle_job(job, queue, execution, reply)
+        # The trial's record already holds its outcome: if Redis went away just now, RQ's own
+        # bookkeeping of the job is what is lost (its registry cleanup settles it), not the worker.
+        with _riding_out(self, "job bookkeeping"):
+            self._settle_job(job, queue, execution, reply)
         if (self.max_trials and horse.trials >= self.max_trials) or (self.max_gib and horse.rss_gib() >= self.max_gib):
             self.log.info("sweepq: recycling work horse %s after %d trials", horse.pid, horse.trials)
             self._stop_horse()

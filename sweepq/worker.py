@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,6 +66,14 @@ class RestrictedPickle:
         return _Unpickler(io.BytesIO(data)).load()
 
 
+@contextlib.contextmanager
+def _riding_out(worker: _RQWorker, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
+        worker.log.warning("sweepq: %s skipped, Redis unreachable (%s); waiting for it to come back", what, err)
+
+
 class Worker(_RQWorker):
     """Runs sweepq trials only; stops after `SWEEPQ_MAX_FAIL_STREAK` failed trials in a row."""
 
@@ -78,6 +87,7 @@ class Worker(_RQWorker):
         kwargs["serializer"] = jobs.SERIALIZER
         kwargs["job_class"] = jobs.TrialJob
         super().__init__(*args, **kwargs)
+        self._lost_redis = False
         self.fail_streak = 0
         self.max_fail_streak = int(os.environ.get("SWEEPQ_MAX_FAIL_STREAK", "5"))
         # A worker that could verify nothing would fail every trial it took: it does not start.
@@ -94,13 +104,76 @@ class Worker(_RQWorker):
         self.log.info("sweepq: trusting signing keys %s", ", ".join(keys))
         preload(os.environ.get("SWEEPQ_PRELOAD", ""))
 
+    # --- riding out a Redis restart -----------------------------------------------------------
+    # RQ's loop retries (with backoff) only inside its blocking pop: a connection error anywhere
+    # else (the heartbeat after a job, maintenance, the suspension check, marking itself idle,
+    # watching a horse) makes the worker quit, so a Redis restart at that moment would leave the
+    # box without workers. The cheap calls log and go on; for the rest `work` waits for Redis
+    # and starts RQ's loop again (the trial records, not RQ's, say what ran).
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        worked = False
+        while True:
+            self._lost_redis = False
+            try:
+                worked = bool(super().work(*args, **kwargs)) or worked
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                self._lost_redis = True  # RQ's teardown could not reach Redis either
+            if not self._lost_redis or self._stop_requested:
+                return worked
+            self.log.warning("sweepq: lost Redis mid-loop; waiting for it, then working on")
+            if not self._wait_for_redis():
+                return worked
+            # Mark the stale registration dead, so that RQ's bootstrap may register this name again.
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self.register_death()  # type: ignore[no-untyped-call]
+
+    def _wait_for_redis(self) -> bool:
+        """Until Redis answers (True) or a stop is requested (False)."""
+        delay = 0.5
+        while not self._stop_requested:
+            try:
+                self.connection.ping()
+                return True
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        return False
+
+    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().dequeue_job_and_maintain_ttl(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._lost_redis = True
+            raise
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        with _riding_out(self, "heartbeat"):
+            super().heartbeat(*args, **kwargs)
+
+    def maintain_heartbeats(self, *args: Any, **kwargs: Any) -> None:
+        with _riding_out(self, "job heartbeat"):
+            super().maintain_heartbeats(*args, **kwargs)
+
+    def run_maintenance_tasks(self) -> None:
+        with _riding_out(self, "maintenance"):
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with _riding_out(self, "suspension check"):
+            super().check_for_suspension(burst)
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         why = jobs.job_refusal(job)
         if why is not None:
             self.log.error("refusing job %s: %s", job.id, why)
             self.handle_job_failure(job, queue=queue, exc_string=f"refused by sweepq.worker.Worker: {why}")
             return
-        super().execute_job(job, queue)
+        try:
+            super().execute_job(job, queue)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._lost_redis = True
+            raise
         self._count_failure(job)
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:

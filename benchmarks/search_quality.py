@@ -721,7 +721,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         old = _raw_runs(Path(file), trials)
         results += [r for r in old if (r["engine"], r["fn"], r["seed"], r["pending"]) not in done and r["seed"] < seeds]
         engines += [e for e in dict.fromkeys(r["engine"] for r in old) if e not in engines and e != TRAP]
-    parsed = wandb_parse_check() if any(e.startswith("wandb") for e in engines) else None
+    # Merged W&B runs need no W&B install: the parse check runs only where the engine is installed.
+    parsed = wandb_parse_check() if any(e.startswith("wandb") for e in engines) and WANDB_PYTHON.exists() else None
     text = summarize(results, engines, fns, pendings, seeds, trials, parsed)
     import optuna
     import sklearn

@@ -56,8 +56,6 @@ _N_LOCAL = 60  # perturbations around each of the best points
 _N_LEADERS = 5  # best observed points perturbed / candidates refined
 _REFINE = (0.1, 0.03, 0.01, 0.003)  # shrinking radii of the local refinement (in [0, 1] units)
 GRID_MAX = 20_000  # a finite space of at most this many points is scored point by point
-STARTUP_RUNNING = 0  # experiment knob
-INCUMBENT = "all"  # the kriging believer as published: fantasies count towards the incumbent ("real": they do not)
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         running = [
             t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number and names <= t.params.keys()
         ]
-        if len(done) < max(2, self._n_startup - (len(running) if STARTUP_RUNNING else 0)):
+        if len(done) < max(2, self._n_startup):
             return {}  # random start-up: W&B's engine models from its second finished run
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         x = self._encode([t.params for t in done])
@@ -149,7 +147,13 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
                 fantasy = np.full(len(pend), float(np.max(y)))
             gp = _refit_fixed(gp, np.vstack([x, pend]), np.concatenate([y, fantasy]))
         incumbent = float(np.min(y))
-        if INCUMBENT == "all" and len(pend) and self._pending != "ignore":
+        if len(pend) and self._pending != "ignore" and not self._all_discrete():
+            # Ginsbourger et al.'s kriging believer: a fantasy below the best value lowers EI's
+            # bar too, so the next point is not a near-copy of a running one. A finite space
+            # already rules running points out (below), and there the lower bar only cost
+            # seeds (10 seeds x 50 trials, pending 1/4/8, not lost to W&B: seven_values
+            # 7/6/5 vs 9/7/6); on continuous spaces it wins (Rosenbrock-5 6.0/18/26 vs
+            # 7.6/28/21 median regret, Hartmann6 0.020/0.10/0.31 vs 0.013/0.16/0.43).
             incumbent = min(incumbent, float(np.min(fantasy)))
         seen = {tuple(row) for row in np.vstack([x, pend])} if self._all_discrete() else set()
 

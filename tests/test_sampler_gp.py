@@ -287,3 +287,23 @@ def test_finite_space_finds_the_grid_optimum() -> None:
         _finish(s, n, sg.encoded, f(sg.params))
     assert best in seen
     assert len(set(seen[4:])) == len(seen[4:])
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_grid_scoring_ask_cost_stays_bounded() -> None:
+    """A 14,580-point values grid (seven_values' shape) is scored whole: at 150 finished trials
+    one ask stays under 2 s of CPU."""
+    sizes = (9, 5, 4, 3, 3, 3, 3)
+    config = _config({f"p{i}": {"values": list(range(1, n + 1))} for i, n in enumerate(sizes)})
+    rng = np.random.default_rng(0)
+    records = []
+    for number in range(150):
+        enc = {f"p{i}": int(rng.integers(n)) for i, n in enumerate(sizes)}
+        value = float(sum((v - 1.5) ** 2 for v in enc.values()))
+        records.append({"number": number, "encoded": enc, "state": "finished", "value": value})
+    s = Sampler(config, seed=0, algorithm="auto")
+    s.rebuild(records)
+    assert s.algorithm == "sklearn-gp"
+    t = time.thread_time()
+    s.ask(150)
+    assert time.thread_time() - t < 2.0

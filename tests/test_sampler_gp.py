@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+from threadpoolctl import threadpool_limits
 
+from sweepq import gp as gp_module
 from sweepq import sampler as sampler_module
 from sweepq.config import SweepConfig, parse
 from sweepq.gp import SklearnGPSampler
@@ -217,3 +219,105 @@ def test_start_up_counts_finished_trials_at_least_two() -> None:
     assert modelled(3, finished=3, running=0)
     assert sampler_module._gp_startup(2) == 3 and sampler_module._gp_startup(1) == 2
     assert sampler_module._gp_startup(7) == 8 and sampler_module._gp_startup(20) == 10
+
+
+def test_warp_tames_a_long_upper_tail_and_keeps_the_order() -> None:
+    """Sums of squares (Rosenbrock) have a few huge values: after the Yeo-Johnson warp they sit
+    closer to the rest, the best values are spread wider, and the order is the same."""
+    rng = np.random.default_rng(0)
+    y = np.exp(rng.normal(0.0, 1.5, 40))  # lognormal: a long upper tail
+    w = gp_module._warp(y)
+    z = (y - y.mean()) / y.std()
+    assert list(np.argsort(w)) == list(np.argsort(y))
+    assert w.mean() == pytest.approx(0.0, abs=1e-9) and w.std() == pytest.approx(1.0)
+    assert w.max() < z.max()
+    low = np.argsort(y)[:10]
+    assert np.ptp(w[low]) > 2 * np.ptp(z[low])
+
+
+def test_warp_only_standardizes_values_skewed_towards_the_minimum() -> None:
+    """Hartmann6-like values (mostly near 0, a few deep minima): a fitted exponent above 1 would
+    squeeze the deep ones together, so they are only standardized."""
+    rng = np.random.default_rng(1)
+    y = -np.exp(rng.normal(0.0, 1.5, 40))
+    assert np.allclose(gp_module._warp(y), (y - y.mean()) / y.std())
+    assert np.allclose(gp_module._warp(np.array([1.0, 1.0, 1.0])), 0.0)  # flat: no warp, no NaN
+
+
+def test_finite_space_grid_is_every_point_once() -> None:
+    space = {
+        "a": optuna.distributions.IntDistribution(0, 3),
+        "b": optuna.distributions.CategoricalDistribution(["x", "y", "z"]),
+        "c": optuna.distributions.IntDistribution(2, 4),
+    }
+    gp = SklearnGPSampler(space, seed=0)
+    grid = gp._grid()
+    assert grid is not None and grid.shape == (4 * 3 * 3, gp._width)
+    combos = [{"a": a, "b": b, "c": c} for a in range(4) for b in ("x", "y", "z") for c in (2, 3, 4)]
+    assert sorted(map(tuple, grid)) == sorted(map(tuple, gp._encode(combos)))
+    assert [gp._decode(row) for row in gp._encode(combos)] == combos
+    wide = {f"v{i}": optuna.distributions.IntDistribution(0, 9) for i in range(5)}  # 100,000 points
+    assert SklearnGPSampler(wide, seed=0)._grid() is None
+    mixed = {**space, "f": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    assert SklearnGPSampler(mixed, seed=0)._grid() is None
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_finite_space_finds_the_grid_optimum() -> None:
+    """A 20 x 20 x 3 values grid with one best point: scoring every point finds it within 25
+    trials, and never proposes a point twice."""
+    values = [round(0.001 * 1.5**i, 6) for i in range(20)]
+    best = (values[13], values[4], "b")
+
+    def f(p: dict[str, Any]) -> float:
+        return (
+            (math.log(p["lr"]) - math.log(best[0])) ** 2
+            + 0.5 * (math.log(p["wd"]) - math.log(best[1])) ** 2
+            + (0.0 if p["opt"] == "b" else 0.3)
+        )
+
+    s = Sampler(
+        _config({"lr": {"values": values}, "wd": {"values": values[::-1]}, "opt": {"values": ["a", "b", "c"]}}),
+        seed=0,
+        algorithm="auto",
+    )
+    seen = []
+    for n in range(25):
+        sg = s.ask(n)
+        seen.append((sg.params["lr"], sg.params["wd"], sg.params["opt"]))
+        _finish(s, n, sg.encoded, f(sg.params))
+    assert best in seen
+    assert len(set(seen[4:])) == len(seen[4:])
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_grid_scoring_ask_cost_stays_bounded() -> None:
+    """A 14,580-point values grid (seven_values' shape) is scored whole: at 150 finished trials
+    one ask stays under 2 s of CPU."""
+    sizes = (9, 5, 4, 3, 3, 3, 3)
+    config = _config({f"p{i}": {"values": list(range(1, n + 1))} for i, n in enumerate(sizes)})
+    rng = np.random.default_rng(0)
+    records = []
+    for number in range(150):
+        enc = {f"p{i}": int(rng.integers(n)) for i, n in enumerate(sizes)}
+        value = float(sum((v - 1.5) ** 2 for v in enc.values()))
+        records.append({"number": number, "encoded": enc, "state": "finished", "value": value})
+    s = Sampler(config, seed=0, algorithm="auto")
+    s.rebuild(records)
+    assert s.algorithm == "sklearn-gp"
+    with threadpool_limits(1):  # one BLAS thread, as the benchmark measures: no spin-waiting
+        t = time.thread_time()
+        s.ask(150)
+        assert time.thread_time() - t < 2.0
+
+
+@pytest.mark.usefixtures("no_torch")
+def test_exhausted_grid_still_proposes_a_point_of_the_space() -> None:
+    """More trials than a 4-point grid has points: every point is run, then asks repeat one."""
+    s = Sampler(_config({"a": {"values": [1, 2]}, "b": {"values": ["x", "y"]}}), seed=0, algorithm="auto")
+    seen = []
+    for n in range(7):
+        sg = s.ask(n)
+        seen.append((sg.params["a"], sg.params["b"]))
+        _finish(s, n, sg.encoded, float(sg.params["a"]))
+    assert set(seen) == {(1, "x"), (1, "y"), (2, "x"), (2, "y")}

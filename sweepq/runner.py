@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import functools
 import importlib
 import json
 import os
@@ -341,26 +343,17 @@ def _run_program(
             _arm_parent_death()
         reaping = own_group and _reaper.become_subreaper()  # before the program can leave the group
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=full_env,
-                cwd=cwd,
-                close_fds=True,
-                preexec_fn=_child_setup,
-                process_group=None if own_group else 0,
-            )
+            proc = _start(argv, env=full_env, cwd=cwd, own_group=own_group)
         except OSError as err:
             server.close()
             return Outcome("failed", None, f"cannot start {argv[0]!r}: {err.strerror or err}")
         pgid = os.getpgrp() if own_group else proc.pid
         shielded = not own_group
         if own_group and threading.current_thread() is threading.main_thread():
-            # Shield the runner from its own group kill; the program keeps the default
-            # disposition it started with.
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            # Shield the runner from its own group kill: a handler that does nothing, not
+            # SIG_IGN, because an exec resets handled signals to their default (the next
+            # program starts killable) but keeps ignored ones ignored.
+            signal.signal(signal.SIGTERM, shield)
             shielded = True
         killer = _GroupKiller(pgid, program=proc.pid, grace=sweep.settings.grace, shielded=shielded, reaper=reaping)
         beat.start(on_stop=killer.kill)
@@ -385,6 +378,53 @@ def _workdir(program: str | None, sweep: Sweep) -> str:
     if program and not Path(here, program).exists() and workdir and Path(workdir, program).exists():
         return workdir
     return here
+
+
+def shield(_signum: int, _frame: Any) -> None:
+    """SIGTERM's handler in a work horse: the group kill of a program must not end the horse."""
+
+
+def _start(argv: list[str], *, env: dict[str, str], cwd: str, own_group: bool) -> subprocess.Popen[bytes]:
+    """Start the program with a parent-death signal (it dies with its runner even when worker
+    and horse are killed together). Through util-linux's `setpriv --pdeathsig` where there is
+    one: then Popen can vfork, and a trial's start costs ~2 ms less than with a `preexec_fn`,
+    which forces a full fork of the horse and runs Python in the child."""
+    setpriv = _setpriv()
+    args: list[str] = argv
+    preexec: Callable[[], None] | None = _child_setup
+    if setpriv is not None and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+        # What Popen would have said about the program itself, rather than setpriv's exit 127.
+        program = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
+        where = "" if program is None else os.path.join(cwd, program)
+        if program is None or not os.path.isfile(where):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+        if not os.access(where, os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), argv[0])
+        args, preexec = [setpriv, "--pdeathsig", "KILL", "--", program, *argv[1:]], None
+    return subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        close_fds=True,
+        preexec_fn=preexec,
+        process_group=None if own_group else 0,
+    )
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, if it is here and knows --pdeathsig (2.33 and later)."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        ok = subprocess.run([path, "--pdeathsig", "KILL", "--", "true"], capture_output=True, timeout=5).returncode
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if ok == 0 else None
 
 
 def _child_setup() -> None:

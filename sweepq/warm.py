@@ -287,11 +287,12 @@ def _horse_main(sock: socket.socket, url: str, worker: str) -> int:
     """The horse's loop: one Redis connection and one process for every trial it runs."""
     os.setpgrp()
     random.seed()
+    from sweepq import runner
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker handles Ctrl+C (a warm shutdown)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a group kill of a program must not reach us
+    signal.signal(signal.SIGTERM, runner.shield)  # a group kill of a program must not end us
     for sig in (signal.SIGUSR1, signal.SIGALRM):
         signal.signal(sig, signal.SIG_DFL)
-    from sweepq import runner
     from sweepq.server import connect
     from sweepq.store import Store
 

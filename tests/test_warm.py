@@ -136,3 +136,43 @@ def test_kill_9_of_the_warm_worker_kills_its_horse_programs_and_daemons(r, worke
     os.kill(worker.pid, signal.SIGKILL)
     for name, pid in (("horse", horse), ("program", pids["program"]), ("daemon", pids["daemon"])):
         wait_for(lambda p=pid: not alive(p), timeout=10, what=f"the {name} ({pid}) to die with its worker")
+
+
+def _child_state_sweep(values: list[int], hold: float) -> dict[str, Any]:
+    return {
+        "program": program("child_state.py"),
+        "method": "grid",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"i": {"values": values}, "hold": {"value": hold}},
+    }
+
+
+def test_every_program_a_warm_horse_starts_is_killable_and_armed_with_a_parent_death_signal(
+    r, workers, plans, redis_url, out_dir
+):
+    # The horse shields itself from its programs' group kill with a handler, not SIG_IGN (which
+    # an exec keeps): every program, not only the first, starts with SIGTERM's default action,
+    # and with SIGKILL as its parent-death signal (set by setpriv, or a preexec_fn without it).
+    workers.start(1, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)), extra=WARM)
+    plan = plans.start(_child_state_sweep([0, 1, 2], 0.0))
+    plan.sweep_id()
+    assert plan.wait(60) == 0, plan.stderr()
+    states = [json.loads((out_dir / f"child-{k}.json").read_text()) for k in range(3)]
+    assert [s["pdeathsig"] for s in states] == [signal.SIGKILL] * 3, states
+    assert all(s["sigterm_default"] for s in states), states
+    assert len({s["parent"] for s in states}) == 1  # one horse started all three
+
+
+def test_killing_worker_and_horse_together_still_ends_the_program(r, workers, plans, redis_url, out_dir):
+    # `pkill -9 -f "rq worker"` kills the worker and its horse at once: nobody is left to kill
+    # the program but its own parent-death signal.
+    (worker,) = workers.start(1, env=base_env(SWEEPQ_TEST_OUT=str(out_dir)), extra=WARM)
+    plans.start(_child_state_sweep([0], 60.0)).sweep_id()
+    path = out_dir / "child-0.json"
+    wait_for(path.exists, timeout=30, what="the program to start")
+    state = json.loads(path.read_text())
+    horse = state["parent"]
+    assert horse != worker.pid and alive(state["pid"])
+    os.kill(horse, signal.SIGKILL)
+    os.kill(worker.pid, signal.SIGKILL)
+    wait_for(lambda: not alive(state["pid"]), timeout=10, what="the program to die with its horse")

@@ -105,3 +105,56 @@ def test_a_superseded_attempt_cannot_run(r: redis.Redis, redis_url: str, tmp_pat
     sid = _trial(store, tmp_path, "open('ran', 'w').write('1')\nprint('loss=1')\n")
     assert execute(store, sid, 0, attempt=2, url=redis_url, worker="w") == "stale"
     assert not (tmp_path / "ran").exists()
+
+
+def _started_state(tmp_path: Path, *, sigterm: object) -> dict[str, object]:
+    """Start tests/programs/child_state.py the way the runner starts a program, with the given
+    SIGTERM disposition in this (the runner's) process, and read what the program started with."""
+    import json
+    import os
+    import signal
+
+    from sweepq import runner
+
+    previous = signal.signal(signal.SIGTERM, sigterm)  # type: ignore[arg-type]
+    try:
+        proc = runner._start(
+            [sys.executable, str(Path(__file__).parent / "programs" / "child_state.py"), "--i=0"],
+            env={**os.environ, "SWEEPQ_TEST_OUT": str(tmp_path)},
+            cwd=str(tmp_path),
+            own_group=False,
+        )
+        assert proc.stdout is not None
+        proc.stdout.read()
+        assert proc.wait() == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return dict(json.loads((tmp_path / "child-0.json").read_text()))
+
+
+def test_a_program_starts_armed_and_killable_through_setpriv_and_through_the_fallback(tmp_path: Path) -> None:
+    import signal
+
+    from sweepq import runner
+
+    # A horse's shield (a handler): setpriv where it exists. SIG_IGN in the runner: the
+    # preexec_fn fallback, which also resets SIGTERM in the child. Both arm PDEATHSIG.
+    for disposition, path in ((runner.shield, "setpriv"), (signal.SIG_IGN, "preexec_fn")):
+        state = _started_state(tmp_path, sigterm=disposition)
+        assert state["pdeathsig"] == signal.SIGKILL, (path, state)
+        assert state["sigterm_default"], (path, state)
+
+
+def test_a_missing_program_is_reported_as_popen_would_through_setpriv(tmp_path: Path) -> None:
+    import os
+
+    import pytest
+
+    from sweepq import runner
+
+    with pytest.raises(FileNotFoundError):
+        runner._start(["no-such-program-here"], env=dict(os.environ), cwd=str(tmp_path), own_group=False)
+    script = tmp_path / "not_executable.sh"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(PermissionError):
+        runner._start([str(script)], env=dict(os.environ), cwd=str(tmp_path), own_group=False)

@@ -223,15 +223,13 @@ class ChannelServer:
         import threading
 
         self.path = path
-        self.link = DirectLink(store, sweep.id, trial.number, trial.attempt, sweep=sweep, params=trial.params)
-        self._params = trial.params
-        link, params = self.link, self._params
+        self.link = link = DirectLink(store, sweep.id, trial.number, trial.attempt, sweep=sweep, params=trial.params)
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 for line in iter(lambda: self.rfile.readline(_MAX_LINE), b""):
                     try:
-                        reply = _serve(link, params, json.loads(line))
+                        reply = _serve(link, json.loads(line))
                     except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
                         reply = {"error": f"{type(err).__name__}: {err}"}
                     self.wfile.write(json.dumps(reply, default=str).encode() + b"\n")
@@ -276,7 +274,7 @@ class ChannelServer:
             pass
 
 
-def _serve(link: DirectLink, params: dict[str, Any], req: Mapping[str, Any]) -> dict[str, Any]:
+def _serve(link: DirectLink, req: Mapping[str, Any]) -> dict[str, Any]:
     from collections.abc import Mapping
 
     op = req.get("op")
@@ -286,7 +284,7 @@ def _serve(link: DirectLink, params: dict[str, Any], req: Mapping[str, Any]) -> 
             "sweep": a.sweep_id,
             "trial": a.number,
             "attempt": a.attempt,
-            "params": params,
+            "params": a.params,
             "metric": a.metric,
             "project": a.project,
             "entity": a.entity,

@@ -304,6 +304,10 @@ class Sampler:
                 direction=direction,
             )
 
+    def _startup(self, default: int) -> int:
+        """The random start-up the caller asked for (0 included), else the model's default."""
+        return default if self._n_startup_given is None else self._n_startup_given
+
     def _optuna_sampler(self, n: int) -> optuna.samplers.BaseSampler:
         """A fresh sampler seeded by (seed, n): suggestions depend on history, not RNG state."""
         seed = int(np.random.SeedSequence([self._seed, n]).generate_state(1)[0])
@@ -314,16 +318,16 @@ class Sampler:
         with _quiet():
             if tpe:
                 return optuna.samplers.TPESampler(
-                    seed=seed, n_startup_trials=self._n_startup_given or 10, multivariate=True, constant_liar=True
+                    seed=seed, n_startup_trials=self._startup(10), multivariate=True, constant_liar=True
                 )
             if self._algorithm == "gp":
-                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._n_startup_given or 10)
+                return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self._startup(10))
             from sweepq.gp import SklearnGPSampler
 
             return SklearnGPSampler(
                 self._distributions,
                 seed=seed,
-                n_startup_trials=self._n_startup_given or _gp_startup(len(self._distributions)),
+                n_startup_trials=self._startup(_gp_startup(len(self._distributions))),
                 pending=_GP_PENDING,
             )
 

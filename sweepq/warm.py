@@ -54,7 +54,7 @@ from rq.queue import Queue
 from rq.utils import now
 
 from sweepq import reaper
-from sweepq.worker import Worker, _riding_out
+from sweepq.worker import Worker
 
 __all__ = ["WarmWorker"]
 
@@ -127,7 +127,7 @@ class WarmWorker(Worker):
         horse.trials += 1
         # The trial's record already holds its outcome: if Redis went away just now, RQ's own
         # bookkeeping of the job is what is lost (its registry cleanup settles it), not the worker.
-        with _riding_out(self, "job bookkeeping"):
+        with self.riding_out("job bookkeeping"):
             self._settle_job(job, queue, execution, reply)
         if (self.max_trials and horse.trials >= self.max_trials) or (self.max_gib and horse.rss_gib() >= self.max_gib):
             self.log.info("sweepq: recycling work horse %s after %d trials", horse.pid, horse.trials)

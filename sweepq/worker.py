@@ -66,12 +66,8 @@ class RestrictedPickle:
         return _Unpickler(io.BytesIO(data)).load()
 
 
-@contextlib.contextmanager
-def _riding_out(worker: _RQWorker, what: str) -> Iterator[None]:
-    try:
-        yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as err:
-        worker.log.warning("sweepq: %s skipped, Redis unreachable (%s); waiting for it to come back", what, err)
+# What a Redis restart or failover raises in a client: the worker waits it out.
+_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class Worker(_RQWorker):
@@ -117,7 +113,7 @@ class Worker(_RQWorker):
             self._lost_redis = False
             try:
                 worked = bool(super().work(*args, **kwargs)) or worked
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            except _LOST:
                 self._lost_redis = True  # RQ's teardown could not reach Redis either
             if not self._lost_redis or self._stop_requested:
                 return worked
@@ -135,32 +131,46 @@ class Worker(_RQWorker):
             try:
                 self.connection.ping()
                 return True
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            except _LOST:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         return False
 
-    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
+    @contextlib.contextmanager
+    def _marking_lost(self) -> Iterator[None]:
+        """Let a lost connection end RQ's loop, remembering why, so `work` starts it again."""
         try:
-            return super().dequeue_job_and_maintain_ttl(*args, **kwargs)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            yield
+        except _LOST:
             self._lost_redis = True
             raise
 
+    @contextlib.contextmanager
+    def riding_out(self, what: str) -> Iterator[None]:
+        """Skip a step that a lost connection interrupted; the next blocking pop waits for Redis."""
+        try:
+            yield
+        except _LOST as err:
+            self.log.warning("sweepq: %s skipped, Redis unreachable (%s); waiting for it to come back", what, err)
+
+    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
+        with self._marking_lost():
+            return super().dequeue_job_and_maintain_ttl(*args, **kwargs)
+
     def heartbeat(self, *args: Any, **kwargs: Any) -> None:
-        with _riding_out(self, "heartbeat"):
+        with self.riding_out("heartbeat"):
             super().heartbeat(*args, **kwargs)
 
     def maintain_heartbeats(self, *args: Any, **kwargs: Any) -> None:
-        with _riding_out(self, "job heartbeat"):
+        with self.riding_out("job heartbeat"):
             super().maintain_heartbeats(*args, **kwargs)
 
     def run_maintenance_tasks(self) -> None:
-        with _riding_out(self, "maintenance"):
+        with self.riding_out("maintenance"):
             super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
 
     def check_for_suspension(self, burst: bool) -> None:
-        with _riding_out(self, "suspension check"):
+        with self.riding_out("suspension check"):
             super().check_for_suspension(burst)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -169,11 +179,8 @@ class Worker(_RQWorker):
             self.log.error("refusing job %s: %s", job.id, why)
             self.handle_job_failure(job, queue=queue, exc_string=f"refused by sweepq.worker.Worker: {why}")
             return
-        try:
+        with self._marking_lost():
             super().execute_job(job, queue)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            self._lost_redis = True
-            raise
         self._count_failure(job)
 
     def main_work_horse(self, job: Job, queue: Queue) -> None:

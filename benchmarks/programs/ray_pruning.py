@@ -39,34 +39,19 @@ def main() -> None:
     epoch_log = sys.argv[2]
     for k, c in enumerate(configs):
         c["_trial"] = k
-    t0 = time.perf_counter()
-    import tempfile
+    from _ray_asha import fit_asha
 
-    import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    t_init = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="sq-raypr-") as storage:
-        t = time.perf_counter()
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"cfg": tune.grid_search(configs), "log": epoch_log},
-            tune_config=tune.TuneConfig(
-                metric="val_acc",
-                mode="max",
-                scheduler=ASHAScheduler(
-                    time_attr="training_iteration", max_t=27, grace_period=1, reduction_factor=3, brackets=1
-                ),
-            ),
-            run_config=tune.RunConfig(storage_path=storage, name="asha", verbose=0),
-        )
-        results = tuner.fit()
-        fit = time.perf_counter() - t
-    errors = [str(r.error)[:300] for r in results if r.error is not None]
-    ray.shutdown()
-    print(json.dumps({"ray": ray.__version__, "init_s": t_init, "fit_s": fit, "n": len(configs), "errors": errors}))
+    fit_asha(
+        trainable,
+        configs,
+        {"log": epoch_log},
+        num_cpus=2,
+        metric="val_acc",
+        mode="max",
+        max_t=27,
+        grace_period=1,
+        reduction_factor=3,
+    )
 
 
 if __name__ == "__main__":

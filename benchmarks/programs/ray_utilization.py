@@ -10,7 +10,6 @@ rows to $SWEEPQ_BENCH_OUT/trials.jsonl as in the sweepq runs. Prints one JSON ob
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,35 +43,20 @@ def trainable(config):
 
 def main() -> None:
     directory, configs = sys.argv[1], json.loads(Path(sys.argv[2]).read_text())
-    t0 = time.perf_counter()
-    import tempfile
+    from _ray_asha import fit_asha
 
-    import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    t_init = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="sq-rayut-") as storage:
-        t = time.perf_counter()
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"cfg": tune.grid_search(configs), "dir": directory},
-            tune_config=tune.TuneConfig(
-                metric="loss",
-                mode="min",
-                reuse_actors=True,
-                scheduler=ASHAScheduler(
-                    time_attr="training_iteration", max_t=4, grace_period=2, reduction_factor=2, brackets=1
-                ),
-            ),
-            run_config=tune.RunConfig(storage_path=storage, name="util", verbose=0),
-        )
-        results = tuner.fit()
-        fit = time.perf_counter() - t
-    errors = [str(r.error)[:300] for r in results if r.error is not None]
-    ray.shutdown()
-    print(json.dumps({"ray": ray.__version__, "init_s": t_init, "fit_s": fit, "n": len(configs), "errors": errors}))
+    fit_asha(
+        trainable,
+        configs,
+        {"dir": directory},
+        num_cpus=4,
+        metric="loss",
+        mode="min",
+        max_t=4,
+        grace_period=2,
+        reduction_factor=2,
+        reuse_actors=True,
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from sweepq import jobs
 from sweepq import reaper as _reaper
 from sweepq.channel import DirectLink, TrialLink
 from sweepq.model import StopKind, Sweep, Trial, TrialState
-from sweepq.store import LogRecord, Store
+from sweepq.store import LogRecord, Store, Transition
 
 __all__ = ["Outcome", "execute", "run_trial"]
 
@@ -94,22 +94,14 @@ def execute(
     function: Callable[[], Any] | None = None,
 ) -> str:
     """Claim and run one attempt; returns the state it ended in (or why it did not run)."""
-    token, server_id = secrets.token_hex(8), store.server_id()
-    claim = store.claim(
-        sweep_id,
-        number,
-        attempt=attempt,
-        worker=worker,
-        host=socket.gethostname(),
-        token=token,
-        server_id=server_id,
-        settle=CLAIM_SETTLE,
+    token = secrets.token_hex(8)
+    claim = store.claim_to_run(
+        sweep_id, number, attempt=attempt, worker=worker, host=socket.gethostname(), token=token, settle=CLAIM_SETTLE
     )
-    if claim.status != "ok" or claim.trial is None:
+    if claim.status != "ok" or claim.trial is None or claim.sweep is None:
         return claim.status
     _durable(store)  # the claim is on disk (and on the replicas) before the program starts
-    trial = claim.trial
-    sweep = store.sweep(sweep_id)
+    trial, sweep, server_id = claim.trial, claim.sweep, claim.server_id
     from sweepq.trust import refusal
 
     why = refusal(sweep, trial, in_process=function is not None)  # the records used below: no TOCTOU
@@ -135,19 +127,23 @@ def execute(
             sink.flush()
         except Exception:  # noqa: BLE001 - the outcome must still be recorded below
             traceback.print_exc()
-    try:
-        result = _settle(store, sweep, trial, beat, result)
-    except Exception:  # noqa: BLE001 - record what the program did, whatever failed here
-        traceback.print_exc()
-    final = store.finish(
-        sweep_id,
-        number,
-        attempt=attempt,
-        outcome=result.outcome,
-        exit_code=result.exit_code,
-        reason=result.reason,
-        token=token,
-    )
+    result, checks = _settle(sweep, beat, result)
+
+    def finish(result: Outcome, checks: str) -> Transition:
+        return store.finish(
+            sweep_id,
+            number,
+            attempt=attempt,
+            outcome=result.outcome,
+            exit_code=result.exit_code,
+            reason=result.reason,
+            token=token,
+            checks=checks,
+        )
+
+    final = finish(result, checks)
+    if final.status == "unlogged":
+        final = finish(_unlogged(store, beat, result), "preempt")
     _durable(store)  # the outcome is on disk before RQ hears that the job is done
     if final.status == "queued" and final.trial is not None:
         from sweepq.jobs import enqueue_trial
@@ -168,28 +164,29 @@ def _durable(store: Store) -> None:
         store.sync()
 
 
-def _settle(store: Store, sweep: Sweep, trial: Trial, beat: Heartbeat, result: Outcome) -> Outcome:
-    """The final outcome: time limit, a metric never logged, preemption or warm shutdown."""
+def _settle(sweep: Sweep, beat: Heartbeat, result: Outcome) -> tuple[Outcome, str]:
+    """The outcome as the runner sees it (time limit, preemption, warm shutdown), and the checks
+    the finish script is to make of the record: preemption, and a metric never logged."""
     if beat.reason is StopReason.TIME_LIMIT and result.outcome != "requeue":
-        return Outcome("failed", result.exit_code, f"time limit of {sweep.settings.time_limit:g}s exceeded")
+        return Outcome("failed", result.exit_code, f"time limit of {sweep.settings.time_limit:g}s exceeded"), ""
     if beat.reason is StopReason.SHUTDOWN and result.outcome != "finished":
-        return Outcome("requeue", result.exit_code, "worker shut down")
+        return Outcome("requeue", result.exit_code, "worker shut down"), ""
     if beat.reason is StopReason.LOST and result.outcome != "finished":
         # Not the program's fault; if the planner already queued the next attempt, the finish
         # script answers 'stale' and this changes nothing.
-        return Outcome("requeue", result.exit_code, f"stopped: no heartbeat reached Redis for {beat.lost_after:g}s")
-    fresh = store.trial(sweep.id, trial.number)
-    if fresh.attempt != trial.attempt:
-        return result  # superseded: the finish script will answer 'stale'
-    if fresh.preempting:
-        return Outcome("requeue", result.exit_code, "preempted")
-    if result.outcome == "finished" and sweep.metric and fresh.history_len == 0 and not fresh.stop:
+        return Outcome("requeue", result.exit_code, f"stopped: no heartbeat reached Redis for {beat.lost_after:g}s"), ""
+    return result, "metric" if result.outcome == "finished" and sweep.metric else "preempt"
+
+
+def _unlogged(store: Store, beat: Heartbeat, result: Outcome) -> Outcome:
+    """The program finished without logging the sweep's metric (finish.lua's 'unlogged')."""
+    with contextlib.suppress(redis.RedisError):
         if beat.server_id and store.server_id() != beat.server_id:
             # The server restarted or failed over during the attempt: its last writes, maybe
             # every logged value, are gone. Run it again rather than blame the program.
             return Outcome("requeue", result.exit_code, "Redis lost the attempt's metrics (server restarted)")
-        return Outcome("failed", result.exit_code, f"metric {sweep.metric.name!r} was never logged")
-    return result
+    name = beat.sweep.metric.name if beat.sweep.metric else ""
+    return Outcome("failed", result.exit_code, f"metric {name!r} was never logged")
 
 
 def _trial_env(url: str, trial: Trial) -> dict[str, str]:
@@ -652,6 +649,8 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._on_stop: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
+        self._stopper: threading.Thread | None = None  # the thread running `on_stop`
+        self._stopped = threading.Event()  # set when `on_stop` returned
         self._started = self._last_beat = time.monotonic()
 
     @property
@@ -670,17 +669,17 @@ class Heartbeat:
         threading.Thread(target=self._watch, name="sweepq-deadlines", daemon=True).start()
 
     def close(self) -> None:
-        if self.closed.is_set():
-            return
-        self.closed.set()
-        t = self.trial
-        if self._thread is not None:
-            with contextlib.suppress(redis.RedisError):
-                self.store.wake(t.sweep_id, t.number, attempt=t.attempt, message="done")
-            if self._thread is not threading.current_thread():
-                self._thread.join(timeout=5)
-            with contextlib.suppress(redis.RedisError):
-                self.store.clear_wake(t.sweep_id, t.number, attempt=t.attempt)
+        """No more stops from here on; a stop already under way is waited for (its kill may still
+        be sweeping up leftovers). No round trip: the finish script wakes the heartbeat's wait
+        ('done' on the attempt's wake list), and the thread, left to end on its own, can only
+        beat for an attempt the scripts fence."""
+        with self._lock:
+            if self.closed.is_set():
+                return
+            self.closed.set()
+            stopping = self.reason is not None
+        if stopping and self._stopper is not threading.current_thread():
+            self._stopped.wait(timeout=5)
 
     def _loop(self) -> None:
         """Beat and wait for a stop request; Redis may hang a call here for up to the socket
@@ -722,8 +721,11 @@ class Heartbeat:
         with self._lock:
             if self.reason is not None or self.closed.is_set():
                 return
-            self.reason = reason
-        self._on_stop()
+            self.reason, self._stopper = reason, threading.current_thread()
+        try:
+            self._on_stop()
+        finally:
+            self._stopped.set()
 
     def _reason(self, state: str, stop: StopKind | None, elapsed: float) -> StopReason | None:
         if stop or state != TrialState.RUNNING:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sweepq.config import SweepConfig
     from sweepq.trust import Signer
 
-__all__ = ["Keys", "LogRecord", "Store", "Transition"]
+__all__ = ["Keys", "LogRecord", "RunClaim", "Store", "Transition"]
 
 # Transition scripts share `_prelude.lua` and its seven KEYS.
 _TRANSITIONS = frozenset({"claim", "create_trial", "expire", "finish", "heartbeat", "request_stop", "rerun"})
@@ -128,6 +128,15 @@ class Transition:
 
     status: str
     trial: Trial | None
+
+
+@dataclass(frozen=True)
+class RunClaim(Transition):
+    """A runner's claim (`Store.claim_to_run`): the sweep as of the claim, and the run_id of the
+    server that took it (a later change means acknowledged writes may have been lost)."""
+
+    sweep: Sweep | None = None
+    server_id: str = ""
 
 
 def new_sweep_id() -> str:
@@ -415,6 +424,32 @@ class Store:
         )
         return self._answer(sweep_id, reply)
 
+    def claim_to_run(
+        self, sweep_id: str, number: int, *, attempt: int, worker: str, host: str, token: str, settle: float
+    ) -> RunClaim:
+        """`claim` as a runner makes it, with what the runner needs before it starts the program
+        in the same round trip: the server's run_id (read by the script: no INFO first) and the
+        sweep record (no HGETALL after)."""
+        k = Keys(sweep_id)
+        reply = cast(
+            list[Any],
+            self._call(
+                "claim",
+                [*k.transition(number), k.epoch],
+                [attempt, worker, self.now(), host, token, "*", settle, 1],
+            ),
+        )
+        answer, run_id, flat = reply
+        claim = self._answer(sweep_id, cast(list[bytes], answer))
+        sweep = None
+        if claim.status == "ok" and flat:
+            fields = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+            config = self._raw_config(sweep_id)
+            if config is None or "state" not in fields:
+                raise NotFound(f"no sweep {sweep_id!r} in this Redis")
+            sweep = Sweep.from_fields(sweep_id, fields, config)
+        return RunClaim(claim.status, claim.trial, sweep, _s(run_id))
+
     def server_id(self) -> str:
         """The server's run_id: it changes when the server restarts or a replica takes over,
         which is when acknowledged writes may have been lost."""
@@ -471,12 +506,15 @@ class Store:
         exit_code: int | None = None,
         reason: str = "",
         token: str = "",
+        checks: str = "",
     ) -> Transition:
         """Record the end of an attempt: the state it ended in ('queued' when requeued as a new
         attempt, whose record comes back for enqueueing; 'stale' when a newer attempt, or another
-        claim of this attempt, owns it)."""
+        claim of this attempt, owns it). `checks` are the runner's (see finish.lua): 'preempt',
+        or 'metric', which may answer 'unlogged' and change nothing."""
         code = "" if exit_code is None else exit_code
-        return self._transition(sweep_id, number, "finish", [attempt, outcome, code, reason, self.now(), token])
+        args = [attempt, outcome, code, reason, self.now(), token, checks]
+        return self._transition(sweep_id, number, "finish", args)
 
     def expire(self, sweep_id: str, number: int, *, attempt: int, cutoff: float, max_attempts: int) -> Transition:
         """The reaper's transition for an attempt whose heartbeat is older than `cutoff`."""
@@ -550,9 +588,6 @@ class Store:
         pipe.rpush(key, message)
         pipe.expire(key, 3600)
         pipe.execute()
-
-    def clear_wake(self, sweep_id: str, number: int, *, attempt: int) -> None:
-        self.r.delete(Keys(sweep_id).wake(number, attempt))
 
     # --- streams ----------------------------------------------------------------------------
 

@@ -63,3 +63,27 @@ def test_a_trial_programs_sdk_path_loads_only_the_bare_standard_library() -> Non
     added = modules - bare
     costly = ("typing", "dataclasses", "inspect", "socket", "socketserver", "threading", "asyncio", "yaml", *HEAVY)
     assert not sorted(m for m in added if m.split(".")[0] in costly), f"{sorted(added)}\n{importtime[-3000:]}"
+
+
+def test_the_wandb_hook_loads_nothing_beyond_a_bare_start() -> None:
+    """Every subprocess trial starts Python with the wandb hook first on its PYTHONPATH: for a
+    program that never imports wandb it must cost next to nothing (`from __future__`,
+    `collections.abc` and `importlib.machinery` cost 5-6 ms of every trial)."""
+    import ast
+    import os
+
+    from sweepq.wandb_bridge import HOOK_DIR
+
+    code = "import sys; print(repr(sorted(sys.modules)))"
+
+    def loaded(env: dict[str, str]) -> set[str]:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True
+        )
+        return set(ast.literal_eval(proc.stdout))
+
+    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SWEEPQ_SWEEP_ID", "SWEEPQ_TRIAL")}
+    bare = loaded(base)
+    hooked = loaded({**base, "PYTHONPATH": str(HOOK_DIR), "SWEEPQ_SWEEP_ID": "s", "SWEEPQ_TRIAL": "0"})
+    assert "sitecustomize" in hooked
+    assert sorted(hooked - bare - {"sitecustomize"}) == []

@@ -77,6 +77,9 @@ class Planner:
         self._idle_wait = min(2.0, self.lease_ttl / 3, sweep.settings.heartbeat_timeout / 4)
         self._told: set[int] = set()
         self._events_from = "0-0"
+        # Events the last wait returned (None: none read since the last round, so read them).
+        self._arrived: list[tuple[str, dict[str, str]]] | None = None
+        self._stepped_at = -1e9
         self._last_recovery = 0.0
         self._last_cleanup = 0.0
         self._last_reap = -1e9
@@ -119,11 +122,12 @@ class Planner:
                     if not self.acquire():
                         raise RuntimeError(f"lost the planner lease of sweep {self.sweep_id}")
                     renewed = time.monotonic()
-                progress = self.step()
-                if on_progress is not None:
-                    on_progress(progress)
-                if progress.done:
-                    return progress.sweep
+                if self._needs_round():
+                    progress = self.step()
+                    if on_progress is not None:
+                        on_progress(progress)
+                    if progress.done:
+                        return progress.sweep
                 self._wait_for_events(self._idle_wait)
             return self.store.sweep(self.sweep_id)
         finally:
@@ -134,6 +138,7 @@ class Planner:
         sweep record is read once, and again only when this round changed it."""
         if not self._rebuilt:
             self._rebuild()
+        self._stepped_at = time.monotonic()
         sweep = self.store.sweep(self.sweep_id)
         changed = self._reap(sweep)
         changed = self._learn() or changed
@@ -208,7 +213,10 @@ class Planner:
         """Tell the sampler every trial that ended since the last round; check metric.target.
         True if any trial ended."""
         ended: set[int] = set()
-        for entry_id, fields in self.store.events_since(self.sweep_id, self._events_from):
+        arrived, self._arrived = self._arrived, None
+        if arrived is None:
+            arrived = self.store.events_since(self.sweep_id, self._events_from)
+        for entry_id, fields in arrived:
             self._events_from = entry_id
             if "trial" in fields and TrialState(fields["state"]).ended:
                 ended.add(int(fields["trial"]))
@@ -389,5 +397,24 @@ class Planner:
         return sweep.state.closed
 
     def _wait_for_events(self, timeout: float) -> None:
-        with contextlib.suppress(redis.RedisError):
-            self.store.wait_events(self.sweep_id, self._events_from, timeout=timeout)
+        """Wait for the next events and keep them for the next round (no second read)."""
+        after = self._arrived[-1][0] if self._arrived else self._events_from
+        try:
+            events = self.store.wait_events(self.sweep_id, after, timeout=timeout)
+        except redis.RedisError:
+            self._arrived = None  # read them again next round
+            return
+        self._arrived = events if self._arrived is None else self._arrived + events
+
+    def _needs_round(self) -> bool:
+        """Whether what arrived calls for a round. Only a trial's start does not, where the
+        queue is kept at the number of workers whatever runs (every method but bayes, which
+        asks one trial per idle worker): every trial then costs one round, not two, unless a
+        round is due anyway (reaping, after `_idle_wait`)."""
+        arrived = self._arrived
+        if not arrived or self.method == "bayes" or time.monotonic() - self._stepped_at >= self._idle_wait:
+            return True
+        if any("trial" not in fields or fields.get("state") != TrialState.RUNNING for _, fields in arrived):
+            return True
+        self._events_from, self._arrived = arrived[-1][0], None  # starts only: nothing to learn
+        return False

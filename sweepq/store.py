@@ -600,9 +600,12 @@ class Store:
         raw = cast(list[Any], self.r.xrange(Keys(sweep_id).events, min=f"({after}"))
         return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in raw]
 
-    def wait_events(self, sweep_id: str, after: str, *, timeout: float) -> None:
-        """Block until an event after `after` arrives, or `timeout` seconds pass."""
-        self.r.xread({Keys(sweep_id).events: after}, count=1, block=int(timeout * 1000))
+    def wait_events(self, sweep_id: str, after: str, *, timeout: float) -> list[tuple[str, dict[str, str]]]:
+        """Block until events after `after` arrive, or `timeout` seconds pass; returns them
+        (oldest first, as `events_since`), so the caller need not read them again."""
+        raw = cast(list[Any], self.r.xread({Keys(sweep_id).events: after}, block=int(timeout * 1000)))
+        entries = raw[0][1] if raw else []
+        return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in entries]
 
     def join_metrics(self, sweep_id: str, group: str) -> None:
         """Create the consumer group on the metric stream (from its start) unless it exists."""

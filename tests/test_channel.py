@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import marshal
+import math
 import socket
 import sys
 from pathlib import Path
@@ -70,9 +72,50 @@ def test_the_channel_serves_only_its_own_attempt(r: redis.Redis, tmp_path: Path)
             raw.connect(path)
             raw.sendall(b'{"op": "flushall"}\nnot json\n')
             replies = raw.makefile("rb")
-            assert b"unknown request" in replies.readline() and b"error" in replies.readline()
+
+            def reply() -> dict[str, str]:
+                return dict(marshal.loads(replies.read(int.from_bytes(replies.read(4), "big"))))
+
+            assert "unknown request" in reply()["error"] and "error" in reply()
         store.finish(sid, 0, attempt=1, outcome="requeue", reason="preempted")  # attempt 2 now
         assert link.log(1, {"loss": 0.1}, 0.1)[0] == "stale"
         assert link.must_stop()
     t = store.trial(sid, 0)
     assert t.attempt == 2 and t.history_len == 0 and t.state == "queued"
+
+
+def test_the_programs_requests_read_back_as_json_dumps_would_write_them() -> None:
+    """The SDK writes its requests without the json module (`channel._json`): the runner must read
+    back exactly what `json.dumps(..., default=str)` would have sent, for every value a row holds."""
+    from sweepq.channel import _json
+
+    class Odd:
+        def __str__(self) -> str:
+            return "<odd>"
+
+    values = [
+        None,
+        True,
+        False,
+        0,
+        -7,
+        2**80,
+        1.5,
+        -0.0,
+        1e-310,
+        1e300,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        'quote " backslash \\ newline \n tab \t nul \x00 unit \x1f del \x7f é 漢 😀 lone \ud800',
+        {"nested": {"list": [1, 2.5, "x", None], "tuple": (True, False)}},
+        Odd(),
+        [Odd(), {"k": Odd()}],
+    ]
+    for value in values:
+        sent = json.loads(_json({"v": value}).encode("utf-8", "surrogatepass"))["v"]
+        expected = json.loads(json.dumps({"v": value}, default=str))["v"]
+        if isinstance(expected, float) and math.isnan(expected):
+            assert isinstance(sent, float) and math.isnan(sent)
+        else:
+            assert sent == expected and type(sent) is type(expected), (value, sent, expected)

@@ -63,6 +63,13 @@ def test_a_trial_programs_sdk_path_loads_only_the_bare_standard_library() -> Non
     added = modules - bare
     costly = ("typing", "dataclasses", "inspect", "socket", "socketserver", "threading", "asyncio", "yaml", *HEAVY)
     assert not sorted(m for m in added if m.split(".")[0] in costly), f"{sorted(added)}\n{importtime[-3000:]}"
+    # `_loaded_after` prints through json, so json is in `bare`: look for it without json.
+    code = "import sweepq, sweepq.sdk, sweepq.channel, sys; print(repr(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60, check=True)
+    import ast
+
+    loaded = set(ast.literal_eval(out.stdout))
+    assert not loaded & {"json", "re", "collections"}, sorted(loaded & {"json", "re", "collections"})
 
 
 def test_the_wandb_hook_loads_nothing_beyond_a_bare_start() -> None:

@@ -79,7 +79,6 @@ class Planner:
         self._events_from = "0-0"
         # Events the last wait returned (None: none read since the last round, so read them).
         self._arrived: list[tuple[str, dict[str, str]]] | None = None
-        self._stepped_at = -1e9
         self._last_recovery = 0.0
         self._last_cleanup = 0.0
         self._last_reap = -1e9
@@ -122,12 +121,11 @@ class Planner:
                     if not self.acquire():
                         raise RuntimeError(f"lost the planner lease of sweep {self.sweep_id}")
                     renewed = time.monotonic()
-                if self._needs_round():
-                    progress = self.step()
-                    if on_progress is not None:
-                        on_progress(progress)
-                    if progress.done:
-                        return progress.sweep
+                progress = self.step()
+                if on_progress is not None:
+                    on_progress(progress)
+                if progress.done:
+                    return progress.sweep
                 self._wait_for_events(self._idle_wait)
             return self.store.sweep(self.sweep_id)
         finally:
@@ -138,7 +136,6 @@ class Planner:
         sweep record is read once, and again only when this round changed it."""
         if not self._rebuilt:
             self._rebuild()
-        self._stepped_at = time.monotonic()
         sweep = self.store.sweep(self.sweep_id)
         changed = self._reap(sweep)
         changed = self._learn() or changed
@@ -405,16 +402,3 @@ class Planner:
             self._arrived = None  # read them again next round
             return
         self._arrived = events if self._arrived is None else self._arrived + events
-
-    def _needs_round(self) -> bool:
-        """Whether what arrived calls for a round. Only a trial's start does not, where the
-        queue is kept at the number of workers whatever runs (every method but bayes, which
-        asks one trial per idle worker): every trial then costs one round, not two, unless a
-        round is due anyway (reaping, after `_idle_wait`)."""
-        arrived = self._arrived
-        if not arrived or self.method == "bayes" or time.monotonic() - self._stepped_at >= self._idle_wait:
-            return True
-        if any("trial" not in fields or fields.get("state") != TrialState.RUNNING for _, fields in arrived):
-            return True
-        self._events_from, self._arrived = arrived[-1][0], None  # starts only: nothing to learn
-        return False

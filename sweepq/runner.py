@@ -364,7 +364,18 @@ def _run_program(
             tee.join(timeout=10.0)  # EOF once every writer of the pipe is gone
         return _outcome_of(rc, tail)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_dir(tmp)
+
+
+def _remove_dir(path: Path) -> None:
+    """The attempt's directory, which normally holds two plain files: unlinked directly
+    (shutil.rmtree's safe walk costs ~0.6 ms a trial); anything else, rmtree."""
+    try:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _workdir(program: str | None, sweep: Sweep) -> str:

@@ -49,9 +49,11 @@ import time
 import traceback
 from typing import Any
 
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.queue import Queue
 from rq.utils import now
+from rq.worker import WorkerStatus
 
 from sweepq import reaper
 from sweepq.worker import Worker
@@ -94,6 +96,7 @@ class WarmWorker(Worker):
         self.max_trials = int(os.environ.get("SWEEPQ_WARM_MAX_TRIALS", "100"))
         self.max_gib = float(os.environ.get("SWEEPQ_WARM_MAX_GIB", "0"))
         self._horse: _Horse | None = None
+        self._preparing: Any = None  # the open transaction of `prepare_execution`
         self.horses_started = 0
         self.last_state: str | None = None  # the state the horse's last trial ended in
         # Orphans of a horse that died (its programs' daemons) become ours, to be killed.
@@ -101,12 +104,34 @@ class WarmWorker(Worker):
 
     # --- RQ's hooks: Worker.execute_job calls prepare_execution, these two, then set_state ---
 
+    def prepare_execution(self, job: Job) -> Execution:
+        """RQ's, with its transaction left open: `fork_work_horse` adds the job's own
+        preparation and sends both in one round trip (RQ sends two, one after the other)."""
+        pipe = self.connection.pipeline()
+        execution = Execution.create(job, self.get_heartbeat_ttl(job), pipeline=pipe, worker_name=self.name)
+        self.executions[execution.id] = execution
+        self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+        self._preparing = pipe
+        return execution
+
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
         os.environ["RQ_WORKER_ID"] = self.name
         os.environ["RQ_JOB_ID"] = job.id
+        pipe, self._preparing = self._preparing, None
         horse = self._horse if self._horse is not None else self._start_horse()
         self._horse_pid = horse.pid
-        self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
+        if pipe is None:
+            self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
+        else:
+            with pipe:  # RQ's prepare_job_execution, in the execution's transaction
+                ttl = self.get_heartbeat_ttl(job)
+                self.heartbeat(ttl, pipeline=pipe)
+                job.heartbeat(now(), ttl, pipeline=pipe)
+                job.prepare_for_execution(self.name, pipeline=pipe)
+                pipe.persist(job.key)
+                if len(self.queues) == 1:
+                    pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                pipe.execute()
         job.started_at = now()
         sweep_id, number, attempt = job.args[0], int(job.args[1]), int(job.args[2])
         try:

@@ -433,3 +433,23 @@ def test_the_gpu_worker_script_passes_trusted_keys_and_allowed_modules(tmp_path:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_a_verified_config_is_checked_again_when_its_record_changes(r: redis.Redis, tmp_path: Path) -> None:
+    """A warm horse checks a sweep's config signature once per config it read (`_check_sweep`):
+    a config rewritten in Redis and read by a new store is checked again, and refused."""
+    import dataclasses
+
+    store = Store(r)
+    sid = _owner_sweep(store, tmp_path)
+    sweep, trial = store.sweep(sid), store.trial(sid, 0)
+    verifier = trust.Verifier([store.signer.public])
+    assert trust.refusal(sweep, trial, verifier=verifier) is None
+    assert trust.refusal(sweep, trial, verifier=verifier) is None  # from the cache
+    forged = {**sweep.raw_config, "program": "evil.py"}
+    why = trust.refusal(dataclasses.replace(sweep, raw_config=forged), trial, verifier=verifier)
+    assert why is not None and "does not match its signature" in why
+    moved = trust.refusal(
+        dataclasses.replace(sweep, settings=dataclasses.replace(sweep.settings, workdir="/")), trial, verifier=verifier
+    )
+    assert moved is not None and "does not match" in moved

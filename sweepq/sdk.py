@@ -415,7 +415,8 @@ class Run:
         self.id = os.environ.get("WANDB_RUN_ID") or f"{self.sweep_id}-{self.number}-{self._attempt}"
         self.name = self.name or f"{self.sweep_id}-{self.number}"
         self.config.update(trial.params)  # sweep parameters override the script's defaults
-        link.annotate(sdk=1)
+        if not trial.marked:
+            link.annotate(sdk=1)
 
     def _send(self, row: Mapping[str, Any], step: int) -> None:
         assert self._link is not None

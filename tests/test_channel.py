@@ -64,7 +64,9 @@ def test_the_channel_serves_only_its_own_attempt(r: redis.Redis, tmp_path: Path)
     path = str(tmp_path / "c.sock")
     with ChannelServer(store, store.sweep(sid), trial, path):
         link = SocketLink(path)
-        assert link.attach().params == {"x": 0.5}
+        attached = link.attach()
+        assert attached.params == {"x": 0.5}
+        assert attached.marked and store.trial(sid, 0).uses_sdk  # marked by the runner on attach
         assert link.log(0, {"loss": 0.3}, 0.3) == ("running", "")
         assert not link.annotate(state="finished", reason="forged")  # not the program's to set
         # A raw client gets a clear error for nonsense, and the server keeps serving.

@@ -97,6 +97,11 @@ class WarmWorker(Worker):
         self.max_gib = float(os.environ.get("SWEEPQ_WARM_MAX_GIB", "0"))
         self._horse: _Horse | None = None
         self._preparing: Any = None  # the open transaction of `prepare_execution`
+        # The last trial's RQ bookkeeping, done while the horse runs the next one (or before
+        # the worker waits for a job): (job, queue, execution, the horse's reply).
+        self._unsettled: tuple[Job, Queue, Any, dict[str, Any]] | None = None
+        self._trying = False  # in the non-blocking pop that comes first after a trial
+        self._beat_owed = False
         self.horses_started = 0
         self.last_state: str | None = None  # the state the horse's last trial ended in
         # Orphans of a horse that died (its programs' daemons) become ours, to be killed.
@@ -138,6 +143,7 @@ class WarmWorker(Worker):
             horse.send({"job": job.id, "sweep": str(sweep_id), "number": number, "attempt": attempt})
         except OSError:
             pass  # the horse is gone: monitor_work_horse sees it and fails the job
+        self._settle_previous()  # while the horse claims and starts this one
 
     def monitor_work_horse(self, job: Job, queue: Queue, execution: Any) -> None:
         horse = self._horse
@@ -150,13 +156,57 @@ class WarmWorker(Worker):
             self._horse_died(job, queue, execution)
             return
         horse.trials += 1
-        # The trial's record already holds its outcome: if Redis went away just now, RQ's own
-        # bookkeeping of the job is what is lost (its registry cleanup settles it), not the worker.
-        with self.riding_out("job bookkeeping"):
-            self._settle_job(job, queue, execution, reply)
+        job.ended_at = now()
+        self.last_state = str(reply.get("ok", "")) or None
+        # RQ's bookkeeping of the job waits: the next job goes to the horse first (see
+        # `dequeue_job_and_maintain_ttl`), and this one is settled while the horse runs it.
+        self._unsettled = (job, queue, execution, reply)
         if (self.max_trials and horse.trials >= self.max_trials) or (self.max_gib and horse.rss_gib() >= self.max_gib):
             self.log.info("sweepq: recycling work horse %s after %d trials", horse.pid, horse.trials)
             self._stop_horse()
+
+    def _settle_previous(self) -> None:
+        unsettled, self._unsettled = self._unsettled, None
+        if unsettled is None:
+            return
+        # The trial's record already holds its outcome: if Redis went away just now, RQ's own
+        # bookkeeping of the job is what is lost (its registry cleanup settles it), not the worker.
+        with self.riding_out("job bookkeeping"):
+            self._settle_job(*unsettled)
+        if self._beat_owed:
+            self._beat_owed = False
+            self.heartbeat()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """The beat RQ sends after every job waits with the job's bookkeeping (off the path
+        from one trial to the next)."""
+        if timeout is None and pipeline is None and self._unsettled is not None:
+            self._beat_owed = True
+            return
+        super().heartbeat(timeout, pipeline)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """After a trial, first a pop that does not block: a job waiting goes to the horse at
+        once, and the last trial's bookkeeping is done while the horse runs it (its ~1 ms and a
+        round trip were between every two trials). With nothing waiting, the bookkeeping is
+        done now, before the worker blocks (and marks itself idle)."""
+        if self._unsettled is not None:
+            self._trying = True
+            try:
+                found = super().dequeue_job_and_maintain_ttl(None, max_idle_time)
+            finally:
+                self._trying = False
+            if found is not None:
+                return found
+            self._settle_previous()
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """Not idle between two trials: the worker is only idle when it waits for a job (the
+        mark after a trial, and the one of the non-blocking pop, wait for the bookkeeping)."""
+        if state == WorkerStatus.IDLE and pipeline is None and (self._trying or self._unsettled is not None):
+            return
+        super().set_state(state, pipeline)
 
     def _count_failure(self, job: Job) -> None:
         """The horse told us how its trial ended: no read of the trial record needed."""
@@ -182,6 +232,7 @@ class WarmWorker(Worker):
 
     def teardown(self) -> None:
         if not self.is_horse:
+            self._settle_previous()
             self._stop_horse()
         super().teardown()  # type: ignore[no-untyped-call]
 
@@ -235,8 +286,7 @@ class WarmWorker(Worker):
 
     def _settle_job(self, job: Job, queue: Queue, execution: Any, reply: dict[str, Any]) -> None:
         """RQ's end-of-job bookkeeping, done here as SimpleWorker does it (no callbacks)."""
-        job.ended_at = now()
-        self.last_state = str(reply.get("ok", "")) or None
+        job.ended_at = job.ended_at or now()
         if "error" in reply:
             job._status = JobStatus.FAILED
             self.handle_job_failure(
@@ -274,6 +324,7 @@ class WarmWorker(Worker):
         for a dead horse, kill what it left, and let the next trial fork a fresh one."""
         horse = self._horse
         assert horse is not None
+        self._settle_previous()
         self.kill_horse()  # it may be hung rather than dead (RQ's job timeout)
         retpid, status, rusage = self.wait_for_horse()
         reaper.end_children(0.0, exclude=self._other_children(), term=False)

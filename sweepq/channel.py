@@ -264,6 +264,16 @@ class ChannelServer:
         while not self._closing:
             self._server.handle_request()
 
+    def fileno(self) -> int:
+        """The listening socket, for a caller that serves from its own select loop
+        (`serve_ready` when it is readable) instead of the accept thread of `with`."""
+        return self._server.fileno()
+
+    def serve_ready(self) -> None:
+        """Accept the connection waiting on `fileno()`: its requests are served by a thread."""
+        self._server.timeout = 0
+        self._server.handle_request()
+
     def __enter__(self) -> ChannelServer:
         self._thread.start()
         return self

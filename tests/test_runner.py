@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from sweepq import config as cfgmod
@@ -158,3 +159,36 @@ def test_a_missing_program_is_reported_as_popen_would_through_setpriv(tmp_path: 
     script.write_text("#!/bin/sh\n")
     with pytest.raises(PermissionError):
         runner._start([str(script)], env=dict(os.environ), cwd=str(tmp_path), own_group=False)
+
+
+def test_output_and_exit_are_followed_without_a_pidfd(
+    r: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where Linux offers no pidfd (or Python lacks os.pidfd_open) the runner learns of the
+    program's exit from a waiter thread instead: same output, same outcome."""
+    import os
+
+    monkeypatch.delattr(os, "pidfd_open", raising=False)
+    store = Store(r)
+    source = "for i in range(5):\n    print(f'step={i} loss={1 / (i + 1)}')\nprint('last line, no newline', end='')\n"
+    sid = _trial(store, tmp_path, source)
+    assert _execute(store, sid, redis_url) == "finished"
+    trial = store.trial(sid, 0)
+    assert trial.history_len == 5 and trial.best == 1 / 5
+    assert store.output(sid, 0)[-1] == "last line, no newline"
+
+
+def test_a_program_that_closes_its_output_is_still_served_and_waited_for(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """The runner serves the trial's channel until the program exits, not until its output ends:
+    a program that closed stdout early still reports through the SDK and its exit is seen."""
+    store = Store(r)
+    source = (
+        "import os, time\nimport sweepq\nos.close(1)\nos.close(2)\ntime.sleep(0.3)\n"
+        "run = sweepq.init()\nsweepq.log({'loss': 0.125})\n"
+    )
+    sid = _trial(store, tmp_path, source)
+    assert _execute(store, sid, redis_url) == "finished"
+    trial = store.trial(sid, 0)
+    assert trial.uses_sdk and trial.best == 0.125

@@ -76,9 +76,11 @@ class Planner:
         # (a quarter of the heartbeat timeout is soon enough); any trial or sweep change wakes it.
         self._idle_wait = min(2.0, self.lease_ttl / 3, sweep.settings.heartbeat_timeout / 4)
         self._told: set[int] = set()
+        self._sweep_changed = False
         self._events_from = "0-0"
         # Events the last wait returned (None: none read since the last round, so read them).
         self._arrived: list[tuple[str, dict[str, str]]] | None = None
+        self._fresh: Sweep | None = None  # the record read with them, unless a round changed it since
         self._last_recovery = 0.0
         self._last_cleanup = 0.0
         self._last_reap = -1e9
@@ -136,8 +138,12 @@ class Planner:
         sweep record is read once, and again only when reaping changed it."""
         if not self._rebuilt:
             self._rebuild()
-        self._learn()  # first, so the one read of the sweep below already counts what it learned
-        sweep = self.store.sweep(self.sweep_id)
+        fresh, self._fresh = self._fresh, None
+        if self._learn() and self._sweep_changed:
+            fresh = None  # the round changed the sweep's state (metric.target)
+        # One read of the sweep per round, after what was learned: the one that came with the
+        # events (it counts at least their changes), else its own.
+        sweep = fresh or self.store.sweep(self.sweep_id)
         if self._reap(sweep):
             sweep = self.store.sweep(self.sweep_id)
         if sweep.state == SweepState.RUNNING:
@@ -209,6 +215,7 @@ class Planner:
         """Tell the sampler every trial that ended since the last round; check metric.target.
         True if any trial ended."""
         ended: set[int] = set()
+        self._sweep_changed = False
         arrived, self._arrived = self._arrived, None
         if arrived is None:
             arrived = self.store.events_since(self.sweep_id, self._events_from)
@@ -228,6 +235,7 @@ class Planner:
             if self._sampler is not None and t.encoded:
                 self._sampler.tell_record(self._record(t))
             if t.state == TrialState.FINISHED and metric and t.best is not None and metric.reached(t.best):
+                self._sweep_changed = True
                 self.store.set_sweep_state(
                     self.sweep_id,
                     SweepState.STOPPED,
@@ -396,8 +404,8 @@ class Planner:
         """Wait for the next events and keep them for the next round (no second read)."""
         after = self._arrived[-1][0] if self._arrived else self._events_from
         try:
-            events = self.store.wait_events(self.sweep_id, after, timeout=timeout)
+            events, self._fresh = self.store.wait_events(self.sweep_id, after, timeout=timeout)
         except redis.RedisError:
-            self._arrived = None  # read them again next round
+            self._arrived = self._fresh = None  # read them again next round
             return
         self._arrived = events if self._arrived is None else self._arrived + events

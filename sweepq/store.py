@@ -600,12 +600,25 @@ class Store:
         raw = cast(list[Any], self.r.xrange(Keys(sweep_id).events, min=f"({after}"))
         return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in raw]
 
-    def wait_events(self, sweep_id: str, after: str, *, timeout: float) -> list[tuple[str, dict[str, str]]]:
+    def wait_events(
+        self, sweep_id: str, after: str, *, timeout: float
+    ) -> tuple[list[tuple[str, dict[str, str]]], Sweep | None]:
         """Block until events after `after` arrive, or `timeout` seconds pass; returns them
-        (oldest first, as `events_since`), so the caller need not read them again."""
-        raw = cast(list[Any], self.r.xread({Keys(sweep_id).events: after}, block=int(timeout * 1000)))
+        (oldest first, as `events_since`), so the caller need not read them again, and the
+        sweep record as it is once they arrived (one round trip: Redis runs the HGETALL queued
+        behind the blocking XREAD when it returns). The record is None if the sweep is gone."""
+        k = Keys(sweep_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.xread({k.events: after}, block=int(timeout * 1000))
+        pipe.hgetall(k.sweep)
+        raw, fields = cast(tuple[list[Any], dict[bytes, bytes]], tuple(pipe.execute()))
         entries = raw[0][1] if raw else []
-        return [(_s(i), {_s(k): _s(v) for k, v in f.items()}) for i, f in entries]
+        events = [(_s(i), {_s(key): _s(v) for key, v in f.items()}) for i, f in entries]
+        config = self._raw_config(sweep_id) if fields and b"state" in fields else None
+        sweep = (
+            None if config is None else Sweep.from_fields(sweep_id, {_s(a): _s(b) for a, b in fields.items()}, config)
+        )
+        return events, sweep
 
     def join_metrics(self, sweep_id: str, group: str) -> None:
         """Create the consumer group on the metric stream (from its start) unless it exists."""

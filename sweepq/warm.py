@@ -191,14 +191,19 @@ class WarmWorker(Worker):
         round trip were between every two trials). With nothing waiting, the bookkeeping is
         done now, before the worker blocks (and marks itself idle)."""
         if self._unsettled is not None:
-            self._trying = True
-            try:
-                found = super().dequeue_job_and_maintain_ttl(None, max_idle_time)
-            finally:
-                self._trying = False
-            if found is not None:
-                return found
+            if not self._stop_requested:
+                self._trying = True
+                try:
+                    found = super().dequeue_job_and_maintain_ttl(None, max_idle_time)
+                finally:
+                    self._trying = False
+                if found is not None:
+                    return found
             self._settle_previous()
+        if self._stop_requested:
+            # A warm shutdown asked while the worker still counted as busy (RQ then only sets
+            # this flag): it must not block in the pop now; None ends RQ's loop.
+            return None
         return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     def set_state(self, state: str, pipeline: Any = None) -> None:

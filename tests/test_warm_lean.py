@@ -33,3 +33,18 @@ def test_per_trial_reads_do_not_grow_with_a_10k_value_grid(r):
     # at any size. Generous bounds: a shared CI box is noisy, a re-validation is not subtle.
     assert large < 3 * small + 0.002, (small, large)
     assert large < 0.02, large
+
+
+def test_a_warm_shutdown_asked_between_two_trials_does_not_block_in_the_next_pop(r, monkeypatch) -> None:
+    """Between two trials a warm worker still counts as busy (its last trial's bookkeeping
+    waits), so RQ's SIGTERM handler only sets `_stop_requested`: the pop that follows must end
+    the loop instead of blocking for RQ's dequeue timeout (`sweepq plan` waited 15 s to exit)."""
+    from sweepq import trust, warm
+
+    monkeypatch.setattr(warm.reaper, "become_subreaper", lambda: False)  # not the test process
+    monkeypatch.setenv(trust.ENV_TRUSTED_KEYS, trust.Signer("k" * 40, source="test").public.text)
+    worker = warm.WarmWorker(["an-empty-queue"], connection=r)
+    worker._stop_requested = True
+    started = time.monotonic()
+    assert worker.dequeue_job_and_maintain_ttl(30) is None
+    assert time.monotonic() - started < 5

@@ -222,7 +222,7 @@ ENGINES = (
     "wandb-bayes",
     "wandb-random",
 )
-OPTIONAL = ("sweepq-random", "optuna-gp", "sweepq-sklearn-liar")
+OPTIONAL = ("sweepq-random", "optuna-gp", "sweepq-sklearn-fantasies", "sweepq-sklearn-liar-mean")
 TRAP = "wandb-bayes-trap"  # history passed by field name: what a naive driver gets
 
 Ask = Callable[[int], tuple[Any, dict[str, Any]]]

@@ -109,8 +109,10 @@ def test_ordered_values_let_the_gp_interpolate() -> None:
 
 
 @pytest.mark.usefixtures("no_torch")
-def test_pending_trials_are_not_proposed_again() -> None:
-    """With trials running, the believer's variance collapse sends new asks elsewhere."""
+@pytest.mark.parametrize("strategy", ["believer", "fantasies"])
+def test_pending_trials_are_not_proposed_again(strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With trials running, the fantasies' variance collapse sends new asks elsewhere."""
+    monkeypatch.setattr(sampler_module, "_GP_PENDING", strategy)
     s = Sampler(_config(BRANIN), seed=5, algorithm="auto")
     for n in range(12):
         sg = s.ask(n)
@@ -123,9 +125,11 @@ def test_pending_trials_are_not_proposed_again() -> None:
 
 
 @pytest.mark.usefixtures("no_torch")
-def test_finite_space_never_repeats_a_point() -> None:
+@pytest.mark.parametrize("strategy", ["believer", "fantasies"])
+def test_finite_space_never_repeats_a_point(strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """All-discrete spaces: the GP never proposes a point already run or running (the random
     start-up may)."""
+    monkeypatch.setattr(sampler_module, "_GP_PENDING", strategy)
     config = _config({"a": {"values": [1, 2, 3]}, "b": {"values": [10, 20]}, "c": {"values": ["x", "y"]}})
     s = Sampler(config, seed=2, algorithm="auto", n_startup_trials=3)
     seen = []
@@ -322,3 +326,55 @@ def test_exhausted_grid_still_proposes_a_point_of_the_space() -> None:
         seen.append((sg.params["a"], sg.params["b"]))
         _finish(s, n, sg.encoded, float(sg.params["a"]))
     assert set(seen) == {(1, "x"), (1, "y"), (2, "x"), (2, "y")}
+
+
+def test_fantasies_are_joint_posterior_draws_each_with_its_own_bar() -> None:
+    """pending="fantasies": the running points get N_FANTASIES outcomes drawn jointly from the
+    GP's posterior; the GP is conditioned on each (one output column per draw, kernel kept) and
+    each draw's best value, or the best finished one, is that fantasy's EI bar."""
+    space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    gp = SklearnGPSampler(space, seed=0, pending="fantasies")
+    x = np.linspace(0.0, 0.5, 8)[:, None]
+    y = np.sin(6.0 * x[:, 0])
+    model = gp._fit(x, y)
+    pend = np.array([[0.8], [0.81], [0.95]])  # away from the data: wide posterior there
+    fitted, bar = gp._fantasize(model, x, y, pend)
+    draws = np.asarray(fitted.y_train_)[len(x) :]
+    assert draws.shape == (3, gp_module.N_FANTASIES)
+    assert np.allclose(np.asarray(fitted.y_train_)[: len(x)], y[:, None])  # finished values in every column
+    assert repr(fitted.kernel_) == repr(model.kernel_)  # conditioned, not refitted
+    assert np.array_equal(bar, np.minimum(y.min(), draws.min(axis=0)))
+    assert (bar < y.min()).any()  # some fantasies beat the best finished value
+    # joint draws: two running points 0.01 apart get nearly the same fantasy (independent
+    # draws would be uncorrelated), and the draws spread as the posterior does
+    assert np.corrcoef(draws[0], draws[1])[0, 1] > 0.95
+    mu, sd = model.predict(pend, return_std=True)
+    assert np.all(np.abs(draws.mean(axis=1) - mu) < 4 * sd / math.sqrt(gp_module.N_FANTASIES))
+    assert np.all((draws.std(axis=1) > 0.5 * sd) & (draws.std(axis=1) < 1.5 * sd))
+    # each column passes through its own draw, and the uncertainty there is gone
+    m, s = fitted.predict(pend, return_std=True)
+    assert np.allclose(m, draws, atol=0.05 * float(sd.min()))
+    assert np.all(np.asarray(s)[:, 0] < 0.1 * sd)
+
+
+def test_fantasies_spread_a_batch_and_depend_only_on_the_history() -> None:
+    """Four asks with none told are four different points, and a sampler with the same seed and
+    history proposes the same next one."""
+    space = {
+        "x1": optuna.distributions.FloatDistribution(-5.0, 10.0),
+        "x2": optuna.distributions.FloatDistribution(0.0, 15.0),
+    }
+
+    def study_with_history() -> optuna.Study:
+        study = optuna.create_study(sampler=SklearnGPSampler(space, seed=7, n_startup_trials=5, pending="fantasies"))
+        for _ in range(12):
+            t = study.ask(space)
+            study.tell(t, branin(t.params))
+        return study
+
+    study = study_with_history()
+    batch = [study.ask(space).params for _ in range(4)]
+    points = np.array([[p["x1"] / 15.0, p["x2"] / 15.0] for p in batch])
+    assert min(np.linalg.norm(points[i] - points[j]) for i in range(4) for j in range(i)) > 0.01
+    again = study_with_history()
+    assert [again.ask(space).params for _ in range(4)] == batch

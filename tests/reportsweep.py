@@ -5,6 +5,7 @@ parameter inside a nested group, hyperband pruning, and a metric whose best depe
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import sweepq
@@ -35,6 +36,9 @@ def train() -> None:
     for step in range(run.config.epochs):
         penalty = 0.3 if run.config.opt.name == "sgd" else 0.0
         sweepq.log({"loss": abs(math.log10(lr) + 2.5) + penalty + 1.0 / (step + 1) + run.config.depth / 50})
+        # An epoch takes time, as in training: six logs in a millisecond end (and are recorded)
+        # before the pruner's decision on the second can arrive, and nothing is ever pruned.
+        time.sleep(0.03)
 
 
 def make_sweep(redis_url: str, count: int = 12, config: dict[str, Any] | None = None) -> str:

@@ -274,11 +274,19 @@ class Store:
 
     def sweep(self, sweep_id: str) -> Sweep:
         """The sweep record: one HGETALL (the config is read once per process)."""
-        raw = cast(dict[bytes, bytes], self.r.hgetall(Keys(sweep_id).sweep))
-        config = self._raw_config(sweep_id) if raw else None
-        if not raw or b"state" not in raw or config is None:
+        sweep = self._sweep_of(sweep_id, cast(dict[bytes, bytes], self.r.hgetall(Keys(sweep_id).sweep)))
+        if sweep is None:
             raise NotFound(f"no sweep {sweep_id!r} in this Redis")
-        return Sweep.from_fields(sweep_id, {_s(k): _s(v) for k, v in raw.items()}, config)
+        return sweep
+
+    def _sweep_of(self, sweep_id: str, fields: Mapping[bytes, bytes] | Sequence[bytes]) -> Sweep | None:
+        """The record from its hash as read (a mapping, or a script's flat list), or None."""
+        if not isinstance(fields, Mapping):
+            fields = dict(zip(fields[::2], fields[1::2], strict=True))
+        config = self._raw_config(sweep_id) if b"state" in fields else None
+        if config is None:
+            return None
+        return Sweep.from_fields(sweep_id, {_s(k): _s(v) for k, v in fields.items()}, config)
 
     def sweep_ids(self) -> list[str]:
         """Every sweep, newest first; sweeps whose retention expired are dropped from the list."""
@@ -413,16 +421,12 @@ class Store:
         'cancelled', 'stale', 'missing', or the state it is in). `token` fences this claim's
         heartbeats and finish; `server_id` (see `server_id()`) and `settle` hold claims back
         after the server changed identity, so runners whose claims it lost re-assert them first."""
+        reply = self._claim(sweep_id, number, [attempt, worker, self.now(), host, token, server_id, settle])
+        return self._answer(sweep_id, cast(list[bytes], reply))
+
+    def _claim(self, sweep_id: str, number: int, args: list[Arg]) -> Any:
         k = Keys(sweep_id)
-        reply = cast(
-            list[bytes],
-            self._call(
-                "claim",
-                [*k.transition(number), k.epoch],
-                [attempt, worker, self.now(), host, token, server_id, settle],
-            ),
-        )
-        return self._answer(sweep_id, reply)
+        return self._call("claim", [*k.transition(number), k.epoch], args)
 
     def claim_to_run(
         self, sweep_id: str, number: int, *, attempt: int, worker: str, host: str, token: str, settle: float
@@ -430,24 +434,12 @@ class Store:
         """`claim` as a runner makes it, with what the runner needs before it starts the program
         in the same round trip: the server's run_id (read by the script: no INFO first) and the
         sweep record (no HGETALL after)."""
-        k = Keys(sweep_id)
-        reply = cast(
-            list[Any],
-            self._call(
-                "claim",
-                [*k.transition(number), k.epoch],
-                [attempt, worker, self.now(), host, token, "*", settle, 1],
-            ),
-        )
-        answer, run_id, flat = reply
+        args: list[Arg] = [attempt, worker, self.now(), host, token, "*", settle, 1]
+        answer, run_id, flat = cast(list[Any], self._claim(sweep_id, number, args))
         claim = self._answer(sweep_id, cast(list[bytes], answer))
-        sweep = None
-        if claim.status == "ok" and flat:
-            fields = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
-            config = self._raw_config(sweep_id)
-            if config is None or "state" not in fields:
-                raise NotFound(f"no sweep {sweep_id!r} in this Redis")
-            sweep = Sweep.from_fields(sweep_id, fields, config)
+        sweep = self._sweep_of(sweep_id, flat) if claim.status == "ok" else None
+        if claim.status == "ok" and sweep is None:
+            raise NotFound(f"no sweep {sweep_id!r} in this Redis")
         return RunClaim(claim.status, claim.trial, sweep, _s(run_id))
 
     def server_id(self) -> str:
@@ -614,11 +606,7 @@ class Store:
         raw, fields = cast(tuple[list[Any], dict[bytes, bytes]], tuple(pipe.execute()))
         entries = raw[0][1] if raw else []
         events = [(_s(i), {_s(key): _s(v) for key, v in f.items()}) for i, f in entries]
-        config = self._raw_config(sweep_id) if fields and b"state" in fields else None
-        sweep = (
-            None if config is None else Sweep.from_fields(sweep_id, {_s(a): _s(b) for a, b in fields.items()}, config)
-        )
-        return events, sweep
+        return events, self._sweep_of(sweep_id, fields)
 
     def join_metrics(self, sweep_id: str, group: str) -> None:
         """Create the consumer group on the metric stream (from its start) unless it exists."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.chaos import run_chaos
 
 
+@pytest.mark.slow
 def test_chaos_every_trial_accounted_for_exactly_once(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     result = run_chaos(redis_url, tmp_path, trials=100, workers=4, kills=10)
     print(result.summary())

@@ -124,6 +124,7 @@ def _ticks(path: Path) -> list[tuple[int, int, int, float, str]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("binary", _binaries())
 def test_losing_the_last_writes_runs_no_attempt_twice_at_once_and_fails_no_trial(binary: str, tmp_path: Path) -> None:
     trials = 6

@@ -192,3 +192,48 @@ def test_a_program_that_closes_its_output_is_still_served_and_waited_for(
     assert _execute(store, sid, redis_url) == "finished"
     trial = store.trial(sid, 0)
     assert trial.uses_sdk and trial.best == 0.125
+
+
+def test_wandb_default_env_prefix_is_looked_up_as_env_would(tmp_path: Path) -> None:
+    """`${env} ${interpreter}` renders `/usr/bin/env python`: the runner execs what env would
+    have run, found in the program's PATH; anything env does beyond a lookup is left to env."""
+    import os
+
+    from sweepq import runner
+
+    tool = tmp_path / "bin" / "mytool"
+    tool.parent.mkdir()
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    env = {"PATH": f"{tool.parent}{os.pathsep}/usr/bin"}
+    assert runner._past_env(["/usr/bin/env", "mytool", "a", "--b=1"], env) == [str(tool), "a", "--b=1"]
+    for argv in (
+        ["/usr/bin/env", "-i", "mytool"],  # an option of env's own
+        ["/usr/bin/env", "FOO=1", "mytool"],  # an assignment
+        ["/usr/bin/env", "not-on-this-path"],  # env reports it, as before
+        ["/usr/bin/env"],
+        ["mytool", "x"],
+    ):
+        assert runner._past_env(argv, env) == argv
+
+
+def test_the_attempt_directory_is_on_tmpfs_and_removed(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """Creating and removing the attempt's directory, its files and the channel's socket costs
+    ~2 ms a trial on a disk file system: it goes to /dev/shm where there is one (and no TMPDIR)."""
+    import os
+
+    from sweepq import runner
+
+    runner._attempt_root.cache_clear()
+    store = Store(r)
+    where = tmp_path / "where.txt"
+    source = f"import os\nopen({str(where)!r}, 'w').write(os.environ['SWEEPQ_CONFIG_FILE'])\nprint('loss=1')\n"
+    sid = _trial(store, tmp_path, source)
+    assert _execute(store, sid, redis_url) == "finished"
+    params = Path(where.read_text())
+    expected = runner._attempt_root()
+    if os.environ.get("TMPDIR") or not os.access("/dev/shm", os.W_OK):
+        assert expected is None
+    else:
+        assert expected == "/dev/shm" and params.parent.parent == Path("/dev/shm")
+    assert params.name == "params.json" and not params.parent.exists()

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 # the rest when it is built, in the runner.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from sweepq.model import Sweep, Trial
@@ -237,12 +237,27 @@ class ChannelServer:
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 for line in iter(lambda: self.rfile.readline(_MAX_LINE), b""):
+                    after = None
                     try:
-                        reply = _serve(link, json.loads(line))
+                        reply, after = _serve(link, json.loads(line))
                     except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
                         reply = {"error": f"{type(err).__name__}: {err}"}
-                    self.wfile.write(_frame(reply))
-                    self.wfile.flush()
+                    if after is None:
+                        self.wfile.write(_frame(reply))
+                        self.wfile.flush()
+                        continue
+                    with server_of._after_done:
+                        server_of._afters += 1
+                    try:
+                        self.wfile.write(_frame(reply))
+                        self.wfile.flush()
+                        after()  # before the next request on this connection is read
+                    except Exception:  # noqa: BLE001, S110 - best effort, and the reply went out
+                        pass
+                    finally:
+                        with server_of._after_done:
+                            server_of._afters -= 1
+                            server_of._after_done.notify_all()
 
         server_of = self
 
@@ -254,6 +269,9 @@ class ChannelServer:
                 return not server_of._closing
 
         self._closing = False
+        # Work done after a reply (the SDK mark of an attach) is waited for by `close`: the
+        # runner records the outcome after it, and a late mark would be refused.
+        self._afters, self._after_done = 0, threading.Condition()
         self._server = Server(path, Handler)
         os.chmod(path, 0o600)
         self._thread = threading.Thread(target=self._accept, name="sweepq-channel", daemon=True)
@@ -283,6 +301,8 @@ class ChannelServer:
 
     def close(self) -> None:
         self._closing = True
+        with self._after_done:
+            self._after_done.wait_for(lambda: self._afters == 0, timeout=2.0)
         if self._thread.is_alive():
             wake = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             try:
@@ -299,15 +319,18 @@ class ChannelServer:
             pass
 
 
-def _serve(link: DirectLink, req: Mapping[str, Any]) -> dict[str, Any]:
+def _serve(link: DirectLink, req: Mapping[str, Any]) -> tuple[dict[str, Any], Callable[[], object] | None]:
+    """The reply to one request, and what to do once it is sent."""
     from collections.abc import Mapping
 
     op = req.get("op")
     if op == "attach":
         a = link.attach()
-        # Only the SDK attaches: mark the trial here, which saves the program a request.
-        return {
-            "sdk": link.annotate(sdk=1),
+        # Only the SDK attaches: the runner marks the trial, which saves the program a request,
+        # after the reply (the program's `init()` does not wait for that round trip); the
+        # connection's next request is served after it, so a log never overtakes the mark.
+        reply = {
+            "sdk": True,
             "sweep": a.sweep_id,
             "trial": a.number,
             "attempt": a.attempt,
@@ -316,17 +339,18 @@ def _serve(link: DirectLink, req: Mapping[str, Any]) -> dict[str, Any]:
             "project": a.project,
             "entity": a.entity,
         }
+        return reply, lambda: link.annotate(sdk=1)
     if op == "log":
         value = req.get("value")
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         row = req.get("row")
         state, stop = link.log(int(req.get("step", 0)), row if isinstance(row, Mapping) else {}, number)
-        return {"state": state, "stop": stop}
+        return {"state": state, "stop": stop}, None
     if op == "annotate":
         fields = req.get("fields")
-        return {"ok": isinstance(fields, Mapping) and link.annotate(**dict(fields))}
+        return {"ok": isinstance(fields, Mapping) and link.annotate(**dict(fields))}, None
     if op == "status":
-        return {"stop": link.must_stop()}
+        return {"stop": link.must_stop()}, None
     raise ValueError(f"unknown request {op!r}")
 
 

@@ -9,8 +9,6 @@ checkpoint). Outside a sweep everything works in memory, so scripts stay runnabl
 from __future__ import annotations
 
 import atexit
-import math
-import numbers
 import os
 import time
 
@@ -444,15 +442,23 @@ def _number(value: Any) -> float | None:
     """A finite number for decisions; anything else (strings, NaN, tensors of many) is None."""
     if isinstance(value, bool) or value is None:
         return None
-    if hasattr(value, "item") and not isinstance(value, numbers.Number):
-        try:
-            value = value.item()
-        except (ValueError, TypeError):
+    if not isinstance(value, (int, float)):
+        # `numbers` only here: most logs are plain floats, and the module costs every SDK
+        # trial ~0.6 ms to import.
+        import numbers
+
+        if hasattr(value, "item") and not isinstance(value, numbers.Number):
+            try:
+                value = value.item()
+            except (ValueError, TypeError, RuntimeError):  # torch: "a Tensor with 2 elements"
+                return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return None
-    if not isinstance(value, numbers.Real):
-        return None
     f = float(value)
-    return f if math.isfinite(f) else None
+    return f if f == f and f not in (_INF, -_INF) else None
+
+
+_INF = float("inf")
 
 
 _current: Run | None = None

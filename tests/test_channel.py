@@ -127,7 +127,7 @@ LEAN_PROGRAM = """
 import atexit, sys
 # Registered first, so it runs last: after the SDK's own exit hook has sent the summary. What a
 # bare start already loaded (an editable install's finder loads re, say) does not count.
-COSTLY = {"json", "re", "fnmatch", "importlib", "collections", "typing"}
+COSTLY = {"json", "re", "fnmatch", "importlib", "collections", "typing", "numbers", "math"}
 BARE = set(sys.modules)
 atexit.register(lambda: print("LOADED", sorted((set(sys.modules) - BARE) & COSTLY)))
 import sweepq
@@ -147,3 +147,45 @@ def test_an_sdk_trial_loads_no_json_re_or_importlib_from_start_to_exit(
     assert store.output(sid, 0)[-1] == "LOADED []"
     trial = store.trial(sid, 0)
     assert trial.uses_sdk and trial.history_len == 1 and trial.best == 0.5
+
+
+def test_the_metric_value_of_a_log_is_a_finite_float_whatever_was_logged() -> None:
+    """`_number` decides what the pruner and the sampler see: plain numbers as they are, numpy
+    and torch scalars through `.item()`, everything else (bools, NaN, inf, strings, tensors of
+    many) as no value."""
+    import fractions
+
+    import numpy as np
+    import torch
+
+    from sweepq.sdk import _number
+
+    for value, expected in (
+        (3, 3.0),
+        (0.25, 0.25),
+        (np.float32(0.5), 0.5),
+        (np.int64(7), 7.0),
+        (torch.tensor(1.5), 1.5),
+        (fractions.Fraction(1, 4), 0.25),
+    ):
+        got = _number(value)
+        assert got == expected and type(got) is float, (value, got)
+    for value in (True, np.bool_(True), None, float("nan"), float("inf"), -float("inf"), np.float64("nan"), "0.1"):
+        assert _number(value) is None, value
+    assert _number(torch.tensor([1.0, 2.0])) is None
+
+
+def test_a_program_that_exits_right_after_init_is_still_marked_as_using_the_sdk(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """The runner marks the trial after answering the attach (init() does not wait for that
+    round trip): the mark is still made for a program that exits at once (closing the channel
+    waits for it; here the race was never lost even without that wait, so this checks the mark,
+    not the wait)."""
+    store = Store(r)
+    for number in range(5):
+        sid = _sweep(store, tmp_path, "import os, sweepq\nsweepq.init()\nos._exit(0)\n")
+        assert execute(store, sid, 0, attempt=1, url=redis_url, worker="w") == "failed"
+        trial = store.trial(sid, 0)
+        assert trial.uses_sdk, (number, trial)
+        assert "never logged" in (trial.reason or "")

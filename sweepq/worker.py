@@ -187,6 +187,19 @@ class Worker(_RQWorker):
             return
         super().set_state(state, pipeline)
 
+    def unsubscribe(self) -> None:
+        """RQ's, with its pubsub thread told to stop *before* the UNSUBSCRIBE goes out: the
+        reply is what wakes the thread from its 60 s read, and when it came first the thread
+        read it, looped and blocked again, so every other warm shutdown took RQ's 1 s join
+        timeout (a local sweep's `plan` ended a second late)."""
+        if self.pubsub_thread:
+            self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+            self.pubsub_thread.stop()
+            with self.riding_out("unsubscribe"):
+                self.pubsub.unsubscribe()
+            self.pubsub_thread.join(timeout=1)
+            self.pubsub.close()
+
     def maintain_heartbeats(self, *args: Any, **kwargs: Any) -> None:
         with self.riding_out("job heartbeat"):
             super().maintain_heartbeats(*args, **kwargs)

@@ -177,3 +177,42 @@ def test_validate_output_quotes_strings_that_look_like_floats(tmp_path: Path) ->
     out = tmp_path / "out.yaml"
     out.write_text(_invoke("validate", str(src)).stdout)
     assert [p["s"] for p in load(out).space.grid()] == ["1e-5", 1e-5, "3"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["validate", "CFG"], 0), (["validate", "CFG", "--json"], 0), (["preview", "CFG", "-n", "2"], 0), (["plan"], 2)],
+)
+def test_the_entry_point_skips_teardown_but_runs_exit_handlers_and_flushes(argv: list[str], code: int) -> None:
+    """`sweepq` ends without the interpreter's module teardown (0.1 s after `plan`), but as
+    `sys.exit` would otherwise: exit handlers run, buffered output is all written (here a
+    pipe, block-buffered), and the exit code is the command's."""
+    cfg = str(EXAMPLES / "wandb-sweepdemo.yaml")
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('HANDLER RAN', file=sys.stderr))\n"
+        f"sys.argv = ['sweepq', *{[cfg if a == 'CFG' else a for a in argv]!r}]\n"
+        "from sweepq.fastcli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60, env=_no_pyunbuffered()
+    )
+    assert done.returncode == code, done.stderr
+    assert done.stderr.rstrip().endswith("HANDLER RAN")
+    from sweepq import config as cfgmod
+
+    loaded = cfgmod.load(cfg)
+    if argv == ["validate", "CFG"]:
+        assert done.stdout == cfgmod.to_yaml(loaded).rstrip() + "\n"
+    elif argv == ["validate", "CFG", "--json"]:
+        assert json.loads(done.stdout) == json.loads(json.dumps(loaded.to_dict()))
+    elif argv[0] == "preview":
+        lines = [json.loads(line) for line in done.stdout.splitlines()]
+        assert len(lines) == 2 and all(line["command"][2] == "train.py" for line in lines)
+
+
+def _no_pyunbuffered() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}

@@ -48,3 +48,27 @@ def test_a_warm_shutdown_asked_between_two_trials_does_not_block_in_the_next_pop
     started = time.monotonic()
     assert worker.dequeue_job_and_maintain_ttl(30) is None
     assert time.monotonic() - started < 5
+
+
+def test_a_warm_shutdown_ends_rqs_pubsub_thread_instead_of_waiting_out_its_join(r, monkeypatch) -> None:
+    """RQ sent UNSUBSCRIBE before telling its pubsub thread to stop: the thread often read the
+    reply, looped and blocked in its 60 s read again, and RQ's `join(timeout=1)` gave up with the
+    thread still alive (half of all local `plan` runs ended a second late). The thread must be
+    gone when `unsubscribe` returns, however the two threads are scheduled."""
+    from sweepq import trust, warm
+
+    monkeypatch.setattr(warm.reaper, "become_subreaper", lambda: False)  # not the test process
+    monkeypatch.setenv(trust.ENV_TRUSTED_KEYS, trust.Signer("k" * 40, source="test").public.text)
+    worker = warm.WarmWorker(["an-empty-queue"], connection=r)
+    worker.subscribe()
+    time.sleep(0.05)  # the thread is in its blocking read
+    pubsub = worker.pubsub
+    send = pubsub.unsubscribe
+
+    def unsubscribe_then_stall(*args: object) -> None:
+        send(*args)
+        time.sleep(0.3)  # the caller descheduled: the thread has the reply before any stop
+
+    monkeypatch.setattr(pubsub, "unsubscribe", unsubscribe_then_stall)
+    worker.unsubscribe()
+    assert worker.pubsub_thread is not None and not worker.pubsub_thread.is_alive()

@@ -255,7 +255,10 @@ def _sweepq(fn: str, seed: int, algorithm: str) -> tuple[Ask, Tell]:
     if want == "sklearn-gp":
         sampler_module._torch_available = lambda: False  # the default install has no torch
     if algorithm.startswith("sklearn-"):  # a pending-trial rule to compare: sweepq-sklearn-liar-max...
-        sampler_module._GP_PENDING = algorithm.removeprefix("sklearn-")
+        rule, _, startup = algorithm.removeprefix("sklearn-").partition("+")  # ...-believer+sobol
+        sampler_module._GP_PENDING = rule  # type: ignore[assignment]
+        if startup:
+            sampler_module._GP_STARTUP = startup  # type: ignore[assignment]
     config = load(wandb_config(fn, method))
     sampler = Sampler(config, seed=seed, algorithm=algorithm if algorithm in ("gp", "tpe") else "auto")
     if method == "random":

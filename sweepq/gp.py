@@ -57,7 +57,8 @@ from sklearn.preprocessing import PowerTransformer
 
 __all__ = ["PendingStrategy", "SklearnGPSampler"]
 
-PendingStrategy = Literal["fantasies", "believer", "liar-mean", "liar-max", "ignore"]
+PendingStrategy = Literal["fantasies", "believer", "penalize", "thompson", "liar-mean", "liar-max", "ignore"]
+Startup = Literal["random", "sobol"]
 
 _N_RANDOM = 1000  # random candidates per ask
 _N_LOCAL = 60  # perturbations around each of the best points
@@ -65,6 +66,7 @@ _N_LEADERS = 5  # best observed points perturbed / candidates refined
 _REFINE = (0.1, 0.03, 0.01, 0.003)  # shrinking radii of the local refinement (in [0, 1] units)
 GRID_MAX = 20_000  # a finite space of at most this many points is scored point by point
 N_FANTASIES = 32  # Monte-Carlo fantasies of the running trials
+_N_TS = 1000  # candidates of a Thompson draw
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,9 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         n_startup_trials: int = 10,
         pending: PendingStrategy = "believer",
         n_restarts: int = 1,
+        startup: Startup = "random",
+        design_seed: int | None = None,
+        design_index: int | None = None,
     ) -> None:
         self._space = dict(search_space)
         self._dims = _dims(self._space)
@@ -119,6 +124,9 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         self._pending = pending
         self._n_restarts = n_restarts
         self._random = optuna.samplers.RandomSampler(seed=seed)
+        self._startup = startup
+        self._design_seed = design_seed
+        self._design_index = design_index
 
     def reseed_rng(self) -> None:
         self._rng = np.random.default_rng()
@@ -146,7 +154,8 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
             t for t in trials if t.state == TrialState.RUNNING and t.number != trial.number and names <= t.params.keys()
         ]
         if len(done) < max(2, self._n_startup):
-            return {}  # random start-up: W&B's engine models from its second finished run
+            # start-up: W&B's engine models from its second finished run
+            return self._design() if self._startup == "sobol" else {}
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         x = self._encode([t.params for t in done])
         y = _warp(np.array([sign * float(t.value) for t in done]))  # type: ignore[arg-type]
@@ -154,14 +163,44 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         best = self._propose(x, y, pend)
         return self._decode(best)
 
+    def _design(self) -> dict[str, Any]:
+        """Point ``design_index`` of a scrambled Sobol sequence seeded by the sweep: the start-up
+        trials fill the space evenly whatever the order they are asked in (scipy's qmc)."""
+        if self._design_index is None or self._design_seed is None:
+            return {}
+        from scipy.stats import qmc
+
+        sobol = qmc.Sobol(d=len(self._dims), scramble=True, seed=self._design_seed)
+        if self._design_index:
+            sobol.fast_forward(self._design_index)
+        u = sobol.random(1)[0]
+        out: dict[str, Any] = {}
+        for d, ui in zip(self._dims, u, strict=True):
+            if d.kind == "cat":
+                out[d.name] = d.choices[min(int(ui * d.width), d.width - 1)]
+            elif d.kind == "int":
+                n = int(d.high - d.low) + 1
+                out[d.name] = int(d.low) + min(int(ui * n), n - 1)
+            else:
+                out[d.name] = float(d.low + ui * (d.high - d.low))
+        return out
+
     # -- model and acquisition ------------------------------------------------------------------
 
     def _propose(self, x: np.ndarray, y: np.ndarray, pend: np.ndarray) -> np.ndarray:
         gp = self._fit(x, y)
         # incumbent: EI's bar, one per fantasy (a column of the model's outputs) or one for all.
         incumbent: np.ndarray = np.array([float(np.min(y))])
+        penalty: Any = None
+        thompson = False
         if len(pend) and self._pending == "fantasies":
             gp, incumbent = self._fantasize(gp, x, y, pend)
+        elif len(pend) and self._pending == "penalize":
+            penalty = self._penalizer(gp, x, y, pend)
+        elif len(pend) and self._pending == "thompson":
+            fantasy = np.asarray(gp.predict(pend))
+            gp = _refit_fixed(gp, np.vstack([x, pend]), np.concatenate([y, fantasy]))
+            thompson = True
         elif len(pend) and self._pending != "ignore":
             if self._pending == "believer":
                 fantasy = np.asarray(gp.predict(pend))
@@ -186,11 +225,15 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
             mu, sd = gp.predict(c, return_std=True)
             mu, sd = np.asarray(mu).reshape(len(c), -1), np.asarray(sd).reshape(len(c), -1)
             s = logsumexp(_log_ei(mu, sd, incumbent[None, :]), axis=1) - log_k  # mean EI over fantasies
+            if penalty is not None:
+                s = s + penalty(c)
             if seen:  # a finite space: never propose a point already run or running
                 s[[tuple(row) in seen for row in c]] = -np.inf
             return np.asarray(s)
 
         grid = self._grid()
+        if thompson:
+            return self._thompson(gp, x, y, grid, score)
         if grid is not None:
             scores = score(grid)
             if not np.isfinite(scores).any():  # every point run or running: repeat one at random
@@ -208,6 +251,75 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
                 best, best_score = local[int(np.argmax(s))], float(np.max(s))
             top = np.vstack([top, local])[np.argsort(-np.concatenate([score(top), s]))[:_N_LEADERS]]
         return np.asarray(best)
+
+    def _penalizer(
+        self, gp: GaussianProcessRegressor, x: np.ndarray, y: np.ndarray, pend: np.ndarray
+    ) -> Any:
+        """Local penalization (Gonzalez et al. 2016): log of the chance that a candidate lies
+        outside the ball each running point excludes, the ball's radius (mu(x_j) - min y) / L
+        from a Lipschitz constant L of the GP's mean (largest finite-difference gradient over
+        random points and the data)."""
+        mu, sd = gp.predict(pend, return_std=True)
+        mu, sd = np.asarray(mu), np.maximum(np.asarray(sd), 1e-9)
+        probe = np.vstack([self._random_points(200), x])
+        h = 1e-4
+        grads = np.zeros((len(probe), self._width))
+        cols = [d.start for d in self._dims if d.kind != "cat"]
+        for j in cols:
+            up, dn = probe.copy(), probe.copy()
+            up[:, j] += h
+            dn[:, j] -= h
+            grads[:, j] = (np.asarray(gp.predict(up)) - np.asarray(gp.predict(dn))) / (2 * h)
+        lip = float(np.max(np.linalg.norm(grads, axis=1)))
+        if not lip > 1e-7:
+            lip = 10.0  # GPyOpt's fallback for a flat mean
+        radius = (mu - float(np.min(y))) / lip
+        scale = sd / lip
+
+        def log_penalty(c: np.ndarray) -> np.ndarray:
+            dist = np.linalg.norm(c[:, None, :] - pend[None, :, :], axis=2)
+            return np.asarray(log_ndtr((dist - radius[None, :]) / scale[None, :]).sum(axis=1))
+
+        return log_penalty
+
+    def _thompson(
+        self,
+        gp: GaussianProcessRegressor,
+        x: np.ndarray,
+        y: np.ndarray,
+        grid: np.ndarray | None,
+        score: Any,
+    ) -> np.ndarray:
+        """One joint posterior draw over a candidate set; its minimizer (Thompson sampling).
+        Candidates: a finite space's best-scoring and random points, else random points and
+        perturbations of the best points and of the EI leaders."""
+        if grid is not None:
+            s = score(grid)
+            ok = np.flatnonzero(np.isfinite(s))
+            if not len(ok):
+                return np.asarray(grid[int(self._rng.integers(len(grid)))])
+            top = ok[np.argsort(-s[ok])[:_N_TS // 2]]
+            rest = np.setdiff1d(ok, top)
+            extra = self._rng.choice(rest, size=min(len(rest), _N_TS // 2), replace=False) if len(rest) else rest
+            cands = grid[np.concatenate([top, extra]).astype(int)]
+        else:
+            leaders = x[np.argsort(y)[:_N_LEADERS]]
+            base = np.vstack([self._random_points(_N_TS // 2), self._perturb(leaders, _N_LOCAL, 0.1)])
+            s = score(base)
+            top = base[np.argsort(-s)[:_N_LEADERS]]
+            cands = np.vstack(
+                [base, self._perturb(top, _N_LOCAL, 0.03), self._perturb(leaders, _N_LOCAL, 0.01)]
+            )
+        mu, cov = gp.predict(cands, return_cov=True)
+        mu, cov = np.asarray(mu), np.asarray(cov)
+        jitter = 1e-8 * max(1.0, float(np.max(np.diag(cov))))
+        z = self._rng.standard_normal(len(cands))
+        try:
+            draw = mu + np.linalg.cholesky(cov + jitter * np.eye(len(cands))) @ z
+        except np.linalg.LinAlgError:
+            vals, vecs = np.linalg.eigh(cov)
+            draw = mu + vecs @ (np.sqrt(np.maximum(vals, 0.0)) * z)
+        return np.asarray(cands[int(np.argmin(draw))])
 
     def _fantasize(
         self, gp: GaussianProcessRegressor, x: np.ndarray, y: np.ndarray, pend: np.ndarray

@@ -41,7 +41,7 @@ from optuna.trial import Trial, TrialState
 from sweepq.space import Distribution, IntUniform, Path, dotted
 
 if TYPE_CHECKING:
-    from sweepq.gp import PendingStrategy
+    from sweepq.gp import PendingStrategy, Startup
 
 __all__ = ["Algorithm", "Encoded", "Sampler", "Suggestion", "TrialRecord", "TERMINAL_STATES"]
 
@@ -68,6 +68,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 _GP_MAX_TRIALS = 300
 _GP_MAX_WIDTH = 32
 _GP_PENDING: PendingStrategy = "believer"  # scikit-learn GP's running-trial rule (benchmarks/search_quality.py)
+_GP_STARTUP: Startup = "random"  # scikit-learn GP's start-up design
 
 
 def _gp_startup(dims: int) -> int:
@@ -329,6 +330,9 @@ class Sampler:
                 seed=seed,
                 n_startup_trials=self._startup(_gp_startup(len(self._distributions))),
                 pending=_GP_PENDING,
+                startup=_GP_STARTUP,
+                design_seed=self._seed,
+                design_index=n,
             )
 
     def _draw(self, rng: np.random.Generator) -> Encoded:

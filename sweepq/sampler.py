@@ -69,6 +69,7 @@ _GP_MAX_TRIALS = 300
 _GP_MAX_WIDTH = 32
 _GP_PENDING: PendingStrategy = "believer"  # scikit-learn GP's running-trial rule (benchmarks/search_quality.py)
 _GP_STARTUP: Startup = "random"  # scikit-learn GP's start-up design
+_GP_RESTARTS = 1  # extra restarts of the GP's marginal-likelihood fit
 
 
 def _gp_startup(dims: int) -> int:
@@ -331,6 +332,7 @@ class Sampler:
                 n_startup_trials=self._startup(_gp_startup(len(self._distributions))),
                 pending=_GP_PENDING,
                 startup=_GP_STARTUP,
+                n_restarts=_GP_RESTARTS,
                 design_seed=self._seed,
                 design_index=n,
             )

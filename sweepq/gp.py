@@ -187,12 +187,14 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
 
     # -- model and acquisition ------------------------------------------------------------------
 
-    def _propose(self, x: np.ndarray, y: np.ndarray, pend: np.ndarray) -> np.ndarray:
-        gp = self._fit(x, y)
-        # incumbent: EI's bar, one per fantasy (a column of the model's outputs) or one for all.
+    def _condition(
+        self, gp: GaussianProcessRegressor, x: np.ndarray, y: np.ndarray, pend: np.ndarray
+    ) -> tuple[GaussianProcessRegressor, np.ndarray, Any]:
+        """The running trials taken into account: the model (conditioned on fantasies or not),
+        EI's bar (one per fantasy, a column of the model's outputs, or one for all) and a
+        log-penalty on candidates (local penalization) or None."""
         incumbent: np.ndarray = np.array([float(np.min(y))])
         penalty: Any = None
-        thompson = False
         if len(pend) and self._pending == "fantasies":
             gp, incumbent = self._fantasize(gp, x, y, pend)
         elif len(pend) and self._pending == "penalize":
@@ -200,7 +202,6 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         elif len(pend) and self._pending == "thompson":
             fantasy = np.asarray(gp.predict(pend))
             gp = _refit_fixed(gp, np.vstack([x, pend]), np.concatenate([y, fantasy]))
-            thompson = True
         elif len(pend) and self._pending != "ignore":
             if self._pending == "believer":
                 fantasy = np.asarray(gp.predict(pend))
@@ -218,6 +219,11 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
                 # 6.0/18/26 vs 7.6/28/21 median regret, Hartmann6 0.020/0.10/0.31 vs
                 # 0.013/0.16/0.43).
                 incumbent = np.minimum(incumbent, float(np.min(fantasy)))
+        return gp, incumbent, penalty
+
+    def _propose(self, x: np.ndarray, y: np.ndarray, pend: np.ndarray) -> np.ndarray:
+        gp, incumbent, penalty = self._condition(self._fit(x, y), x, y, pend)
+        thompson = len(pend) > 0 and self._pending == "thompson"
         seen = {tuple(row) for row in np.vstack([x, pend])} if self._all_discrete() else set()
         log_k = math.log(len(incumbent))
 
@@ -252,9 +258,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
             top = np.vstack([top, local])[np.argsort(-np.concatenate([score(top), s]))[:_N_LEADERS]]
         return np.asarray(best)
 
-    def _penalizer(
-        self, gp: GaussianProcessRegressor, x: np.ndarray, y: np.ndarray, pend: np.ndarray
-    ) -> Any:
+    def _penalizer(self, gp: GaussianProcessRegressor, x: np.ndarray, y: np.ndarray, pend: np.ndarray) -> Any:
         """Local penalization (Gonzalez et al. 2016): log of the chance that a candidate lies
         outside the ball each running point excludes, the ball's radius (mu(x_j) - min y) / L
         from a Lipschitz constant L of the GP's mean (largest finite-difference gradient over
@@ -298,7 +302,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
             ok = np.flatnonzero(np.isfinite(s))
             if not len(ok):
                 return np.asarray(grid[int(self._rng.integers(len(grid)))])
-            top = ok[np.argsort(-s[ok])[:_N_TS // 2]]
+            top = ok[np.argsort(-s[ok])[: _N_TS // 2]]
             rest = np.setdiff1d(ok, top)
             extra = self._rng.choice(rest, size=min(len(rest), _N_TS // 2), replace=False) if len(rest) else rest
             cands = grid[np.concatenate([top, extra]).astype(int)]
@@ -307,9 +311,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
             base = np.vstack([self._random_points(_N_TS // 2), self._perturb(leaders, _N_LOCAL, 0.1)])
             s = score(base)
             top = base[np.argsort(-s)[:_N_LEADERS]]
-            cands = np.vstack(
-                [base, self._perturb(top, _N_LOCAL, 0.03), self._perturb(leaders, _N_LOCAL, 0.01)]
-            )
+            cands = np.vstack([base, self._perturb(top, _N_LOCAL, 0.03), self._perturb(leaders, _N_LOCAL, 0.01)])
         mu, cov = gp.predict(cands, return_cov=True)
         mu, cov = np.asarray(mu), np.asarray(cov)
         jitter = 1e-8 * max(1.0, float(np.max(np.diag(cov))))

@@ -26,7 +26,15 @@ module is only the acquisition glue around them:
   (Ginsbourger et al.); a finite space instead never proposes a point run or running.
   ``pending="fantasies"`` is the Monte-Carlo version (what BoTorch's qEI with pending points
   approximates; :meth:`SklearnGPSampler._fantasize`): measured against the believer and not
-  better, so not the default (numbers in the class docstring).
+  better, so not the default (numbers in the class docstring). So were ``"penalize"`` (local
+  penalization, Gonzalez et al. 2016: EI on the finished trials times the chance of lying
+  outside the ball each running point excludes, from a Lipschitz estimate of the GP's mean) and
+  ``"thompson"`` (the believer's model, then the minimizer of one joint posterior draw over a
+  candidate set): neither beat the believer (class docstring).
+* Start-up: ``startup="sobol"`` makes start-up trial n point n of a scrambled Sobol sequence
+  seeded by the sweep (scipy's ``qmc``), so the first trials fill the space whatever their
+  order; measured and not the default: it won on Rosenbrock-5 and the mixed space and lost on
+  Hartmann6 and the seven ``values`` grid (class docstring).
 * Acquisition: log EI. A finite space of at most ``GRID_MAX`` points is scored point by point
   (exact, and cheap: 14,580 points against 50 trials is one matrix product); otherwise random
   candidates plus perturbations of the best points, refined by shrinking local searches around
@@ -101,6 +109,19 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
     Hartmann6 7 / 7 times of 10 and on Rosenbrock-5 4 / 3 times. Its bar at the best finished
     value on finite spaces (seven_values 0.017 / 0.012) or at the believer's mean on continuous
     ones (Rosenbrock-5 36 / 31) did not win either (benchmarks/README.md).
+
+    ``"penalize"`` and ``"thompson"`` against the believer, 6 seeds x 50 trials, pending 4 / 8,
+    median regret (seeds won against W&B's engine): Rosenbrock-5 50 / 30 (1 / 3) and 27 / 86
+    (4 / 1) vs 18 / 29 (5 / 3); Hartmann6 0.029 / 0.27 (5 / 5) and 0.28 / 0.18 (5 / 4) vs 0.047
+    / 0.27 (5 / 4); mixed 0.010 / 0.021 (6 / 5) and 0.010 / 0.011 (6 / 6) vs 1.7e-4 / 0.013 (6 /
+    5); seven_values 0.0065 / 0.019 (5 / 5) and 0.022 / 0.019 (4 / 4) vs 0.0082 / 0.015 (5 / 5).
+    ``startup="sobol"`` (believer, same runs): Rosenbrock-5 10 / 19 (5 / 5), Hartmann6 0.19 /
+    0.49 (5 / 5), mixed 8e-6 / 0.0076 (6 / 5), seven_values 0.023 / 0.040 (3 / 2). A three
+    times larger candidate set with one more refinement radius (10 seeds): Rosenbrock-5 10 / 17
+    (8 / 6 of 10) vs 18 / 29 (7 / 4) but with 1 pending 6.1 (8) vs 6.0 (10), mixed with 1
+    pending 7.7e-5 (8) vs 5e-6 (10), Hartmann6 with 8 pending 0.52 vs 0.31; three restarts of
+    the likelihood fit: Hartmann6 with 8 pending 0.28 (8) vs 0.31 (6), mixed 0.015 (7) vs 0.0039
+    (7), Rosenbrock-5 33 (4) vs 29 (4). None wins across problems (benchmarks/README.md).
     """
 
     def __init__(

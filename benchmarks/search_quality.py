@@ -255,7 +255,21 @@ def _sweepq(fn: str, seed: int, algorithm: str) -> tuple[Ask, Tell]:
     if want == "sklearn-gp":
         sampler_module._torch_available = lambda: False  # the default install has no torch
     if algorithm.startswith("sklearn-"):  # a pending-trial rule to compare: sweepq-sklearn-liar-max...
-        sampler_module._GP_PENDING = algorithm.removeprefix("sklearn-")
+        # ...-believer+sobol+wide+r3: options to measure (start-up design, search size, restarts)
+        rule, *options = algorithm.removeprefix("sklearn-").split("+")
+        sampler_module._GP_PENDING = rule  # type: ignore[assignment]
+        for option in options:
+            if option == "sobol":
+                sampler_module._GP_STARTUP = "sobol"
+            elif option == "wide":
+                from sweepq import gp as gp_module
+
+                gp_module._N_RANDOM, gp_module._N_LOCAL = 3000, 150
+                gp_module._REFINE = (0.1, 0.03, 0.01, 0.003, 0.001)
+            elif option.startswith("r"):
+                sampler_module._GP_RESTARTS = int(option[1:])
+            else:
+                raise SystemExit(f"unknown option {option!r} in {algorithm}")
     config = load(wandb_config(fn, method))
     sampler = Sampler(config, seed=seed, algorithm=algorithm if algorithm in ("gp", "tpe") else "auto")
     if method == "random":

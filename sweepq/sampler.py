@@ -41,7 +41,7 @@ from optuna.trial import Trial, TrialState
 from sweepq.space import Distribution, IntUniform, Path, dotted
 
 if TYPE_CHECKING:
-    from sweepq.gp import PendingStrategy
+    from sweepq.gp import PendingStrategy, Startup
 
 __all__ = ["Algorithm", "Encoded", "Sampler", "Suggestion", "TrialRecord", "TERMINAL_STATES"]
 
@@ -68,6 +68,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 _GP_MAX_TRIALS = 300
 _GP_MAX_WIDTH = 32
 _GP_PENDING: PendingStrategy = "believer"  # scikit-learn GP's running-trial rule (benchmarks/search_quality.py)
+_GP_STARTUP: Startup = "random"  # scikit-learn GP's start-up design
+_GP_RESTARTS = 1  # extra restarts of the GP's marginal-likelihood fit
 
 
 def _gp_startup(dims: int) -> int:
@@ -329,6 +331,10 @@ class Sampler:
                 seed=seed,
                 n_startup_trials=self._startup(_gp_startup(len(self._distributions))),
                 pending=_GP_PENDING,
+                startup=_GP_STARTUP,
+                n_restarts=_GP_RESTARTS,
+                design_seed=self._seed,
+                design_index=n,
             )
 
     def _draw(self, rng: np.random.Generator) -> Encoded:

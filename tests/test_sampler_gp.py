@@ -378,3 +378,77 @@ def test_fantasies_spread_a_batch_and_depend_only_on_the_history() -> None:
     assert min(np.linalg.norm(points[i] - points[j]) for i in range(4) for j in range(i)) > 0.01
     again = study_with_history()
     assert [again.ask(space).params for _ in range(4)] == batch
+
+
+def test_local_penalization_scores_near_a_running_point_down() -> None:
+    """pending="penalize" (Gonzalez et al.): a candidate on a running point is all but ruled
+    out, one far from it is left alone."""
+    space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    gp = SklearnGPSampler(space, seed=0, pending="penalize")
+    x = np.linspace(0.0, 1.0, 9)[:, None]
+    y = (x[:, 0] - 0.4) ** 2
+    model = gp._fit(x, y)
+    pend = np.array([[0.55]])
+    log_penalty = gp._penalizer(model, x, y, pend)
+    near, far = log_penalty(np.array([[0.55], [0.05]]))
+    assert near < math.log(0.6) and far > math.log(0.99)
+
+
+@pytest.mark.parametrize("strategy", ["penalize", "thompson"])
+def test_other_pending_rules_spread_a_batch_and_depend_only_on_the_history(strategy: str) -> None:
+    """Local penalization and Thompson draws: four asks with none told are four different
+    points, and the same seed and history propose the same batch."""
+    space = {
+        "x1": optuna.distributions.FloatDistribution(-5.0, 10.0),
+        "x2": optuna.distributions.FloatDistribution(0.0, 15.0),
+    }
+
+    def study_with_history() -> optuna.Study:
+        sampler = SklearnGPSampler(space, seed=7, n_startup_trials=5, pending=strategy)  # type: ignore[arg-type]
+        study = optuna.create_study(sampler=sampler)
+        for _ in range(12):
+            t = study.ask(space)
+            study.tell(t, branin(t.params))
+        return study
+
+    study = study_with_history()
+    batch = [study.ask(space).params for _ in range(4)]
+    points = np.array([[p["x1"] / 15.0, p["x2"] / 15.0] for p in batch])
+    assert min(np.linalg.norm(points[i] - points[j]) for i in range(4) for j in range(i)) > 0.01
+    again = study_with_history()
+    assert [again.ask(space).params for _ in range(4)] == batch
+
+
+def test_thompson_on_a_finite_space_never_repeats_a_point() -> None:
+    space = {
+        "a": optuna.distributions.IntDistribution(0, 4),
+        "b": optuna.distributions.CategoricalDistribution(["x", "y", "z"]),
+    }
+    study = optuna.create_study(sampler=SklearnGPSampler(space, seed=3, n_startup_trials=4, pending="thompson"))
+    seen = []
+    for n in range(14):
+        t = study.ask(space)
+        seen.append((t.params["a"], t.params["b"]))
+        if n % 2 == 0:
+            study.tell(t, float((t.params["a"] - 2) ** 2 + (t.params["b"] == "y")))
+    assert all(seen[n] not in seen[:n] for n in range(8, 14))
+
+
+def test_sobol_start_up_is_the_sweeps_sequence_point_by_trial_number() -> None:
+    """startup="sobol": start-up trial n is point n of a scrambled Sobol sequence seeded by the
+    sweep, so eight trials fill each axis's eighths once, in any ask order."""
+    space = {
+        "x": optuna.distributions.FloatDistribution(0.0, 8.0),
+        "k": optuna.distributions.IntDistribution(0, 3),
+        "c": optuna.distributions.CategoricalDistribution(["p", "q"]),
+    }
+
+    def design(n: int, seed: int = 11) -> dict[str, Any]:
+        return SklearnGPSampler(space, startup="sobol", design_seed=seed, design_index=n)._design()
+
+    points = [design(n) for n in range(8)]
+    assert sorted(int(p["x"]) for p in points) == list(range(8))
+    assert sorted(p["k"] for p in points) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert sorted(p["c"] for p in points) == ["p"] * 4 + ["q"] * 4
+    assert design(5) == points[5] and design(5, seed=12) != points[5]
+    assert SklearnGPSampler(space, startup="sobol")._design() == {}  # no sweep seed: random start-up

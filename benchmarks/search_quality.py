@@ -530,12 +530,13 @@ def _tie(a: float, b: float) -> bool:
 Runs = dict[tuple[str, str, int], dict[int, dict[str, Any]]]
 
 
-def _score(by: Runs, engine: str, fn: str, pending: int) -> dict[str, Any] | None:
-    """Median final regret, IQR, ratio and wins/ties against W&B bayes at the same pending."""
+def _score(by: Runs, engine: str, fn: str, pending: int, baseline: str = "wandb-bayes") -> dict[str, Any] | None:
+    """Median final regret, IQR, ratio and wins/ties against `baseline` (W&B bayes unless told) at
+    the same pending: a sweepq variant can be judged against the default without W&B's runs."""
     runs = by.get((engine, fn, pending))
     if not runs:
         return None
-    base = by.get(("wandb-bayes", fn, pending), {})
+    base = by.get((baseline, fn, pending), {})
     final = [r["regret"][-1] for r in runs.values()]
     med = statistics.median(final)
     out: dict[str, Any] = {
@@ -544,7 +545,7 @@ def _score(by: Runs, engine: str, fn: str, pending: int) -> dict[str, Any] | Non
         "n": len(runs),
         "ask": statistics.fmean(r["seconds"] / len(r["regret"]) for r in runs.values()),
     }
-    if base and engine != "wandb-bayes":
+    if base and engine != baseline:
         base_med = statistics.median(r["regret"][-1] for r in base.values())
         pairs = [(r["regret"][-1], base[s]["regret"][-1]) for s, r in runs.items() if s in base]
         out["ties"] = sum(_tie(a, b) for a, b in pairs)
@@ -561,6 +562,7 @@ def summarize(
     seeds: int,
     trials: int,
     parsed: list[Any] | None = None,
+    baseline: str = "wandb-bayes",
 ) -> str:
     by: Runs = {}
     for r in results:
@@ -568,20 +570,20 @@ def summarize(
     lines = [
         f"Simple regret (best found - optimum; lower is better), {seeds} seeds x {trials} trials; "
         "'pending' = trials running while each one is asked (pending + 1 workers).",
-        "ratio = median final regret / W&B bayes's median at the same pending; wins (ties) = seeds where "
-        "the engine's final regret is below (equal to) W&B bayes's on the same seed.",
+        f"ratio = median final regret / {baseline}'s median at the same pending; wins (ties) = seeds where "
+        f"the engine's final regret is below (equal to) {baseline}'s on the same seed.",
     ]
     rows = []
     for fn in fns:
         for pending in pendings:
             for engine in engines:
-                sc = _score(by, engine, fn, pending)
+                sc = _score(by, engine, fn, pending, baseline)
                 if sc is None:
                     continue
                 wins = (
                     f"{sc['wins']}/{sc['n']}" + (f" ({sc['ties']} tie)" if sc["ties"] else "") if "wins" in sc else ""
                 )
-                ratio = f"{sc['ratio']:.2f}" if "ratio" in sc else "1.00 (base)" if engine == "wandb-bayes" else "-"
+                ratio = f"{sc['ratio']:.2f}" if "ratio" in sc else "1.00 (base)" if engine == baseline else "-"
                 lo, hi = sc["iqr"]
                 rows.append(
                     [
@@ -598,7 +600,7 @@ def summarize(
             rows.append([""] * 8)
     lines.append(
         table(
-            ["problem", "pending", "engine", f"median@{trials}", "IQR", "ratio", "wins vs W&B bayes", "time/trial"],
+            ["problem", "pending", "engine", f"median@{trials}", "IQR", "ratio", f"wins vs {baseline}", "time/trial"],
             rows[:-1],
         )
     )
@@ -677,6 +679,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 seeds x 30 trials")
     ap.add_argument("--seeds", type=int)
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds first..first+seeds-1: fresh seeds check a variant chosen on seeds 0-9 without selection bias",
+    )
+    ap.add_argument("--baseline", default="wandb-bayes", help="the engine that wins and ratios are counted against")
     ap.add_argument("--trials", type=int)
     ap.add_argument("--pending", default="1,4", help="running trials at each ask, comma-separated")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
@@ -697,6 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     seeds = args.seeds or (3 if args.quick else 10)
+    seed_range = range(args.first_seed, args.first_seed + seeds)
     trials = args.trials or (30 if args.quick else 50)
     engines = [e for e in args.engines.split(",") if e]
     fns = [p for p in args.problems.split(",") if p]
@@ -733,9 +743,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     for fn in fns:
         problem(fn)  # fail early on an unknown problem or a missing table
-    tasks = [(e, fn, s, trials, p) for e in engines for fn in fns for p in pendings for s in range(seeds)]
+    tasks = [(e, fn, s, trials, p) for e in engines for fn in fns for p in pendings for s in seed_range]
     if not args.no_trap and "wandb-bayes" in engines and "branin" in fns:
-        tasks += [(TRAP, "branin", s, trials, pendings[0]) for s in range(seeds)]
+        tasks += [(TRAP, "branin", s, trials, pendings[0]) for s in seed_range]
     # Slow engines first so the pool ends together.
     cost = {"sweepq-gp": 0, "optuna-gp": 0, "wandb-bayes": 1, TRAP: 1}
     tasks.sort(key=lambda t: (cost.get(t[0], 2), t[1]))
@@ -746,11 +756,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = {(t[0], t[1], t[2], t[4]) for t in tasks}
     for file in args.merge:
         old = _raw_runs(Path(file), trials)
-        results += [r for r in old if (r["engine"], r["fn"], r["seed"], r["pending"]) not in done and r["seed"] < seeds]
+        results += [
+            r for r in old if (r["engine"], r["fn"], r["seed"], r["pending"]) not in done and r["seed"] in seed_range
+        ]
         engines += [e for e in dict.fromkeys(r["engine"] for r in old) if e not in engines and e != TRAP]
     # Merged W&B runs need no W&B install: the parse check runs only where the engine is installed.
     parsed = wandb_parse_check() if any(e.startswith("wandb") for e in engines) and WANDB_PYTHON.exists() else None
-    text = summarize(results, engines, fns, pendings, seeds, trials, parsed)
+    text = summarize(results, engines, fns, pendings, seeds, trials, parsed, args.baseline)
     import optuna
     import sklearn
 
@@ -768,6 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = {
         "command": " ".join(["python", "benchmarks/search_quality.py", *(argv or sys.argv[1:])]),
         "seeds": seeds,
+        "first_seed": args.first_seed,
         "trials": trials,
         "wall_s": wall,
         "runs": [{k: r[k] for k in ("engine", "fn", "seed", "pending", "seconds", "regret")} for r in results],

@@ -220,18 +220,15 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
             gp, incumbent = self._fantasize(gp, x, y, pend)
         elif len(pend) and self._pending == "penalize":
             penalty = self._penalizer(gp, x, y, pend)
-        elif len(pend) and self._pending == "thompson":
-            fantasy = np.asarray(gp.predict(pend))
-            gp = _refit_fixed(gp, np.vstack([x, pend]), np.concatenate([y, fantasy]))
         elif len(pend) and self._pending != "ignore":
-            if self._pending == "believer":
+            if self._pending in ("believer", "thompson"):  # Thompson draws from the believer's model
                 fantasy = np.asarray(gp.predict(pend))
             elif self._pending == "liar-mean":
                 fantasy = np.full(len(pend), float(np.mean(y)))
             else:
                 fantasy = np.full(len(pend), float(np.max(y)))
             gp = _refit_fixed(gp, np.vstack([x, pend]), np.concatenate([y, fantasy]))
-            if not self._all_discrete():
+            if self._pending != "thompson" and not self._all_discrete():
                 # Ginsbourger et al.'s kriging believer: a fantasy below the best value lowers
                 # EI's bar too, so the next point is not a near-copy of a running one. A finite
                 # space already rules running points out (below), and there the lower bar only

@@ -357,29 +357,6 @@ def test_fantasies_are_joint_posterior_draws_each_with_its_own_bar() -> None:
     assert np.all(np.asarray(s)[:, 0] < 0.1 * sd)
 
 
-def test_fantasies_spread_a_batch_and_depend_only_on_the_history() -> None:
-    """Four asks with none told are four different points, and a sampler with the same seed and
-    history proposes the same next one."""
-    space = {
-        "x1": optuna.distributions.FloatDistribution(-5.0, 10.0),
-        "x2": optuna.distributions.FloatDistribution(0.0, 15.0),
-    }
-
-    def study_with_history() -> optuna.Study:
-        study = optuna.create_study(sampler=SklearnGPSampler(space, seed=7, n_startup_trials=5, pending="fantasies"))
-        for _ in range(12):
-            t = study.ask(space)
-            study.tell(t, branin(t.params))
-        return study
-
-    study = study_with_history()
-    batch = [study.ask(space).params for _ in range(4)]
-    points = np.array([[p["x1"] / 15.0, p["x2"] / 15.0] for p in batch])
-    assert min(np.linalg.norm(points[i] - points[j]) for i in range(4) for j in range(i)) > 0.01
-    again = study_with_history()
-    assert [again.ask(space).params for _ in range(4)] == batch
-
-
 def test_local_penalization_scores_near_a_running_point_down() -> None:
     """pending="penalize" (Gonzalez et al.): a candidate on a running point is all but ruled
     out, one far from it is left alone."""
@@ -394,10 +371,10 @@ def test_local_penalization_scores_near_a_running_point_down() -> None:
     assert near < math.log(0.6) and far > math.log(0.99)
 
 
-@pytest.mark.parametrize("strategy", ["penalize", "thompson"])
-def test_other_pending_rules_spread_a_batch_and_depend_only_on_the_history(strategy: str) -> None:
-    """Local penalization and Thompson draws: four asks with none told are four different
-    points, and the same seed and history propose the same batch."""
+@pytest.mark.parametrize("strategy", ["fantasies", "penalize", "thompson"])
+def test_pending_rules_spread_a_batch_and_depend_only_on_the_history(strategy: str) -> None:
+    """Fantasies, local penalization and Thompson draws: four asks with none told are four
+    different points, and the same seed and history propose the same batch."""
     space = {
         "x1": optuna.distributions.FloatDistribution(-5.0, 10.0),
         "x2": optuna.distributions.FloatDistribution(0.0, 15.0),

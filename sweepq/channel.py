@@ -13,6 +13,7 @@ trial): it writes its few request shapes itself (`to_json`) and reads replies wi
 start-up has loaded. `marshal` is only ever read by the program, from its own runner; the runner
 reads the program's requests with `json`, never `marshal`, since the program is not trusted.
     {"op": "attach"}                                 -> {"sweep", "trial", "attempt", "params", "metric"}
+                                                        (the SDK reads it from `ATTACH_ENV`'s file instead)
     {"op": "log", "step", "row", "value"}            -> {"state", "stop"}
     {"op": "annotate", "fields": {...}}              -> {"ok"}
     {"op": "status"}                                 -> {"stop"}  (true when the attempt must end)
@@ -37,9 +38,10 @@ if TYPE_CHECKING:
     from sweepq.model import Sweep, Trial
     from sweepq.store import Store
 
-__all__ = ["ENV", "Attached", "ChannelServer", "DirectLink", "SocketLink", "TrialLink", "link_from_env"]
+__all__ = ["ATTACH_ENV", "ENV", "Attached", "ChannelServer", "DirectLink", "SocketLink", "TrialLink", "link_from_env"]
 
 ENV = "SWEEPQ_CHANNEL"
+ATTACH_ENV = "SWEEPQ_ATTACH"  # the attach reply, written by the runner before the program starts
 _MAX_LINE = 16 * 1024 * 1024  # one log() row; bigger rows are refused, not buffered forever
 
 
@@ -147,7 +149,16 @@ class SocketLink(TrialLink):
         return out
 
     def attach(self) -> Attached:
-        r = self._ask({"op": "attach"})
+        r = None
+        path = os.environ.get(ATTACH_ENV)
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    r = marshal.load(f)
+            except (OSError, EOFError, ValueError, TypeError):
+                r = None
+        if not isinstance(r, dict):
+            r = self._ask({"op": "attach"})
         return Attached(
             str(r["sweep"]),
             int(r["trial"]),
@@ -224,99 +235,205 @@ class DirectLink(TrialLink):
 
 class ChannelServer:
     """The runner's end: serves the program's requests for one attempt, on a Unix socket in the
-    attempt's private directory, from a daemon thread."""
+    attempt's private directory.
+
+    No thread per connection: the runner's own select loop (`runner._pump`, which also copies
+    the program's output) serves it, `fileno()` readable -> `accept()`, a connection readable
+    -> `serve(fd)`; a handler thread, the socket's file objects and the hand-offs between the
+    two threads cost an SDK trial about 1 ms. `with` serves it from a loop thread of its own
+    (for callers without a loop). A connection is the SDK's `init()`: accepting it marks the
+    trial as reporting through the SDK, before any request of that connection is read, so the
+    program's `init()` needs no round trip (its trial's facts are in the attach file)."""
 
     def __init__(self, store: Store, sweep: Sweep, trial: Trial, path: str) -> None:
-        import json
-        import socketserver
-        import threading
+        import socket
 
         self.path = path
-        self.link = link = DirectLink(store, sweep.id, trial.number, trial.attempt, sweep=sweep, params=trial.params)
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                for line in iter(lambda: self.rfile.readline(_MAX_LINE), b""):
-                    after = None
-                    try:
-                        reply, after = _serve(link, json.loads(line))
-                    except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
-                        reply = {"error": f"{type(err).__name__}: {err}"}
-                    if after is None:
-                        self.wfile.write(_frame(reply))
-                        self.wfile.flush()
-                        continue
-                    with server_of._after_done:
-                        server_of._afters += 1
-                    try:
-                        self.wfile.write(_frame(reply))
-                        self.wfile.flush()
-                        after()  # before the next request on this connection is read
-                    except Exception:  # noqa: BLE001, S110 - best effort, and the reply went out
-                        pass
-                    finally:
-                        with server_of._after_done:
-                            server_of._afters -= 1
-                            server_of._after_done.notify_all()
-
-        server_of = self
-
-        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-            daemon_threads = True
-
-            def verify_request(self, request: Any, client_address: Any) -> bool:
-                # close()'s wake-up connection gets no handler thread (~0.3 ms each here).
-                return not server_of._closing
-
-        self._closing = False
-        # Work done after a reply (the SDK mark of an attach) is waited for by `close`: the
-        # runner records the outcome after it, and a late mark would be refused.
-        self._afters, self._after_done = 0, threading.Condition()
-        self._server = Server(path, Handler)
+        self.link = DirectLink(store, sweep.id, trial.number, trial.attempt, sweep=sweep, params=trial.params)
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(path)
         os.chmod(path, 0o600)
-        self._thread = threading.Thread(target=self._accept, name="sweepq-channel", daemon=True)
+        self._listener.listen(16)
+        self._listener.setblocking(False)
+        self._conns: dict[int, _Conn] = {}
+        self._thread: Any = None
+        self._wake: tuple[int, int] | None = None
+        self._closed = False
 
-    def _accept(self) -> None:
-        # Not serve_forever: its shutdown() waits for a 0.5 s poll to notice, and every trial
-        # would end half a second late. handle_request() blocks in accept; close() wakes it.
-        while not self._closing:
-            self._server.handle_request()
+    def write_attach(self, path: str) -> None:
+        """What the program's `init()` learns of its trial (`ATTACH_ENV` names the file): the
+        attach reply, read without a round trip. "sdk" is true: the runner marks the trial
+        when the program connects."""
+        with open(path, "wb") as f:
+            f.write(marshal.dumps(_attach_reply(self.link)))
 
     def fileno(self) -> int:
-        """The listening socket, for a caller that serves from its own select loop
-        (`serve_ready` when it is readable) instead of the accept thread of `with`."""
-        return self._server.fileno()
+        """The listening socket: readable when a program connects (then `accept`)."""
+        return int(self._listener.fileno())
 
-    def serve_ready(self) -> None:
-        """Accept the connection waiting on `fileno()`: its requests are served by a thread."""
-        self._server.timeout = 0
-        self._server.handle_request()
+    def accept(self) -> int | None:
+        """Take one waiting connection (None if there is none) and mark the trial as using the
+        SDK; returns the connection's descriptor, for the caller's select loop (`serve`)."""
+        try:
+            sock, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        # Replies are small, but a program that never reads them must not hold the runner's
+        # loop for ever: a send that cannot proceed for this long drops the connection.
+        sock.settimeout(_SEND_TIMEOUT)
+        self._conns[sock.fileno()] = _Conn(sock)
+        try:
+            self.link.annotate(sdk=1)
+        except Exception:  # noqa: BLE001, S110 - best effort: the log script fences the attempt anyway
+            pass
+        return int(sock.fileno())
+
+    def serve(self, fd: int) -> bool:
+        """Answer the complete requests waiting on connection `fd`; False once it is closed
+        (the caller stops watching it)."""
+        conn = self._conns.get(fd)
+        if conn is None:
+            return False
+        try:
+            chunk = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError, TimeoutError):
+            return True
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._drop(fd)
+            return False
+        conn.buffer += chunk
+        while True:
+            end = conn.buffer.find(b"\n")
+            if end < 0:
+                if len(conn.buffer) <= _MAX_LINE:
+                    return True
+                # A line longer than any row: refused, and the connection with it.
+                self._reply(fd, {"error": f"a request longer than {_MAX_LINE} bytes"}, None)
+                self._drop(fd)
+                return False
+            line, conn.buffer = conn.buffer[:end], conn.buffer[end + 1 :]
+            if not self._reply(fd, *self._answer(line)):
+                return False
+
+    def _reply(self, fd: int, reply: dict[str, Any], after: Callable[[], object] | None) -> bool:
+        """Send one reply, then do what follows it; False if the connection broke (dropped)."""
+        try:
+            self._conns[fd].sock.sendall(_frame(reply))
+        except OSError:
+            self._drop(fd)
+            return False
+        if after is not None:
+            try:
+                after()
+            except Exception:  # noqa: BLE001, S110 - best effort, and the reply went out
+                pass
+        return True
+
+    def drain(self) -> None:
+        """Accept what is still waiting and answer what is already sent (the program has
+        exited: a connection it made just before is still marked)."""
+        while self.accept() is not None:
+            pass
+        for fd in list(self._conns):
+            self._conns[fd].sock.setblocking(False)
+            while fd in self._conns and self._readable(fd) and self.serve(fd):
+                pass
+
+    def _answer(self, line: bytes) -> tuple[dict[str, Any], Callable[[], object] | None]:
+        import json
+
+        try:
+            return _serve(self.link, json.loads(line))
+        except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
+            return {"error": f"{type(err).__name__}: {err}"}, None
+
+    def _readable(self, fd: int) -> bool:
+        import select
+
+        return bool(select.select([fd], [], [], 0)[0])
+
+    def _drop(self, fd: int) -> None:
+        conn = self._conns.pop(fd, None)
+        if conn is not None:
+            conn.sock.close()
 
     def __enter__(self) -> ChannelServer:
+        import threading
+
+        self._wake = os.pipe()
+        self._thread = threading.Thread(target=self._loop, name="sweepq-channel", daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _loop(self) -> None:
+        """`with`: the select loop a caller without one would run."""
+        import selectors
+
+        assert self._wake is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._wake[0], selectors.EVENT_READ, None)
+            sel.register(self.fileno(), selectors.EVENT_READ, "listener")
+            while True:
+                for key, _ in sel.select():
+                    if key.data is None:
+                        return
+                    if key.data == "listener":
+                        fd = self.accept()
+                        if fd is not None:
+                            sel.register(fd, selectors.EVENT_READ, "conn")
+                    elif not self.serve(int(key.fd)):
+                        sel.unregister(key.fd)
+
     def close(self) -> None:
-        self._closing = True
-        with self._after_done:
-            self._after_done.wait_for(lambda: self._afters == 0, timeout=2.0)
-        if self._thread.is_alive():
-            wake = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            try:
-                wake.connect(self.path)  # the accept returns; the loop sees _closing
-            except OSError:
-                pass
-            finally:
-                wake.close()
+        """Answer what is waiting, then close every connection and the socket."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None and self._wake is not None:
+            os.write(self._wake[1], b"x")
             self._thread.join(timeout=5.0)
-        self._server.server_close()
+            os.close(self._wake[0])
+            os.close(self._wake[1])
+        self.drain()
+        for fd in list(self._conns):
+            self._drop(fd)
+        self._listener.close()
         try:
             os.unlink(self.path)
         except OSError:
             pass
+
+
+class _Conn:
+    """One program connection: its socket and the bytes of a request not yet complete."""
+
+    __slots__ = ("sock", "buffer")
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+
+_SEND_TIMEOUT = 10.0
+
+
+def _attach_reply(link: DirectLink) -> dict[str, Any]:
+    a = link.attach()
+    return {
+        "sdk": True,
+        "sweep": a.sweep_id,
+        "trial": a.number,
+        "attempt": a.attempt,
+        "params": a.params,
+        "metric": a.metric,
+        "project": a.project,
+        "entity": a.entity,
+    }
 
 
 def _serve(link: DirectLink, req: Mapping[str, Any]) -> tuple[dict[str, Any], Callable[[], object] | None]:
@@ -325,21 +442,9 @@ def _serve(link: DirectLink, req: Mapping[str, Any]) -> tuple[dict[str, Any], Ca
 
     op = req.get("op")
     if op == "attach":
-        a = link.attach()
-        # Only the SDK attaches: the runner marks the trial, which saves the program a request,
-        # after the reply (the program's `init()` does not wait for that round trip); the
-        # connection's next request is served after it, so a log never overtakes the mark.
-        reply = {
-            "sdk": True,
-            "sweep": a.sweep_id,
-            "trial": a.number,
-            "attempt": a.attempt,
-            "params": a.params,
-            "metric": a.metric,
-            "project": a.project,
-            "entity": a.entity,
-        }
-        return reply, lambda: link.annotate(sdk=1)
+        # A program without the attach file asks (`SocketLink.attach`); the runner marks the
+        # trial after the reply, before the connection's next request is read.
+        return _attach_reply(link), lambda: link.annotate(sdk=1)
     if op == "log":
         value = req.get("value")
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

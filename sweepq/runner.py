@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import selectors
 import shutil
 import signal
 import socket
@@ -334,6 +335,8 @@ def _run_program(
         argv = command.render(cfg, trial.params, args_json_file=str(params_file), environ=full_env)
         cwd = _workdir(cfg.program, sweep)
         server = channel.ChannelServer(store, sweep, trial, full_env[channel.ENV])
+        full_env[channel.ATTACH_ENV] = str(tmp / "attach")
+        server.write_attach(full_env[channel.ATTACH_ENV])
         own_group = os.getpgrp() == os.getpid()
         if own_group:  # in a work horse
             _arm_parent_death()
@@ -365,13 +368,11 @@ def _run_program(
 def _pump(
     proc: subprocess.Popen[bytes], server: ChannelServer, sink: OutputSink, killer: _GroupKiller
 ) -> tuple[int, list[str]]:
-    """Until the program has exited and its output ended: copy its output (`OutputSink`), accept
-    its channel connections and notice its exit, all from this one thread (a tee thread and an
-    accept thread per trial cost ~0.5 ms and two thread hand-offs). Its exit is a pidfd where
+    """Until the program has exited and its output ended: copy its output (`OutputSink`), answer
+    its channel requests and notice its exit, all from this one thread (a tee thread, an accept
+    thread and a handler thread per trial cost ~1.5 ms and their hand-offs). Its exit is a pidfd where
     Linux has them, else a pipe a waiter thread writes to. What the program left running (a
     daemon holding the output pipe, too) ends with it; then the output is read to its end."""
-    import selectors
-
     assert proc.stdout is not None
     out = proc.stdout.fileno()
     exited_fd, cleanup = _exit_notice(proc)
@@ -389,8 +390,8 @@ def _pump(
                 if not events and deadline is not None:
                     break  # EOF never came: a writer of the pipe outlived the sweep of leftovers
                 for key, _ in events:
-                    if key.data == "channel":
-                        server.serve_ready()
+                    if key.data in ("channel", "request"):
+                        _serve_channel(sel, server, key)
                     elif key.data == "exit":
                         sel.unregister(exited_fd)
                         rc = proc.wait()
@@ -414,6 +415,16 @@ def _pump(
         rc = proc.wait()
         killer.sweep_leftovers()
     return rc, tail
+
+
+def _serve_channel(sel: selectors.BaseSelector, server: ChannelServer, key: selectors.SelectorKey) -> None:
+    """A program connecting (watched from then on), or a connection's requests to answer."""
+    if key.data == "channel":
+        conn = server.accept()
+        if conn is not None:
+            sel.register(conn, selectors.EVENT_READ, "request")
+    elif not server.serve(int(key.fd)):
+        sel.unregister(key.fd)
 
 
 def _exit_notice(proc: subprocess.Popen[bytes]) -> tuple[int, Callable[[], None]]:
@@ -447,7 +458,7 @@ def _tee_line(raw: bytes, tail: list[str], sink: OutputSink) -> None:
 
 
 def _remove_dir(path: Path) -> None:
-    """The attempt's directory, which normally holds two plain files: unlinked directly
+    """The attempt's directory, which normally holds three plain files: unlinked directly
     (shutil.rmtree's safe walk costs ~0.6 ms a trial); anything else, rmtree."""
     try:
         for name in os.listdir(path):

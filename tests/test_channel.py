@@ -190,10 +190,9 @@ def test_a_torch_tensor_metric_is_its_value_or_none_never_an_error() -> None:
 def test_a_program_that_exits_right_after_init_is_still_marked_as_using_the_sdk(
     r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    """The runner marks the trial after answering the attach (init() does not wait for that
-    round trip): the mark is still made for a program that exits at once (closing the channel
-    waits for it; here the race was never lost even without that wait, so this checks the mark,
-    not the wait)."""
+    """Accepting the program's connection marks the trial (init() waits for no reply): the mark is
+    still made for a program that exits at once, whose connection the runner's loop may only
+    see after the exit (closing the channel accepts what is still waiting)."""
     store = Store(r)
     for number in range(5):
         sid = _sweep(store, tmp_path, "import os, sweepq\nsweepq.init()\nos._exit(0)\n")
@@ -201,3 +200,44 @@ def test_a_program_that_exits_right_after_init_is_still_marked_as_using_the_sdk(
         trial = store.trial(sid, 0)
         assert trial.uses_sdk, (number, trial)
         assert "never logged" in (trial.reason or "")
+
+
+def test_init_reads_its_trial_from_the_attach_file_and_connecting_marks_the_trial(
+    r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`init()` waits for no reply: the runner wrote the attach reply to a file, and accepting the
+    connection marks the trial (here nothing serves the socket while the link attaches: a request
+    would never be answered). A connection the runner never got to accept is still marked when
+    the channel closes."""
+    import threading
+
+    from sweepq.channel import ATTACH_ENV
+
+    store = Store(r)
+    sid = _sweep(store, tmp_path, "")
+    trial = store.claim(sid, 0, attempt=1, worker="w", host="h").trial
+    assert trial is not None
+    server = ChannelServer(store, store.sweep(sid), trial, str(tmp_path / "c.sock"))
+    server.write_attach(str(tmp_path / "attach"))
+    monkeypatch.setenv(ATTACH_ENV, str(tmp_path / "attach"))
+    got: list[object] = []
+    link = SocketLink(server.path)
+    attaching = threading.Thread(target=lambda: got.append(link.attach()), daemon=True)
+    attaching.start()
+    attaching.join(timeout=5)
+    assert got, "attach() waited for the runner"
+    attached = got[0]
+    assert attached.params == {"x": 0.5} and attached.marked and attached.attempt == 1  # type: ignore[attr-defined]
+    assert not store.trial(sid, 0).uses_sdk
+    fd = server.accept()
+    assert fd is not None and store.trial(sid, 0).uses_sdk
+    assert server.accept() is None  # nothing else is waiting
+
+    sid2 = _sweep(store, tmp_path, "")
+    trial2 = store.claim(sid2, 0, attempt=1, worker="w", host="h").trial
+    assert trial2 is not None
+    late = ChannelServer(store, store.sweep(sid2), trial2, str(tmp_path / "d.sock"))
+    SocketLink(late.path)  # connects; nobody accepts before the close
+    late.close()
+    assert store.trial(sid2, 0).uses_sdk
+    server.close()

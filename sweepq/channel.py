@@ -241,9 +241,10 @@ class ChannelServer:
     the program's output) serves it, `fileno()` readable -> `accept()`, a connection readable
     -> `serve(fd)`; a handler thread, the socket's file objects and the hand-offs between the
     two threads cost an SDK trial about 1 ms. `with` serves it from a loop thread of its own
-    (for callers without a loop). A connection is the SDK's `init()`: accepting it marks the
-    trial as reporting through the SDK, before any request of that connection is read, so the
-    program's `init()` needs no round trip (its trial's facts are in the attach file)."""
+    (for callers without a loop). A connection is the SDK's `init()`, which needs no round trip
+    (its trial's facts are in the attach file): the trial is marked as reporting through the
+    SDK by its first `log()` (the log script), or on `close` if it connected and never logged;
+    its printed metrics stop counting when it connects (`connected`, for the output sink)."""
 
     def __init__(self, store: Store, sweep: Sweep, trial: Trial, path: str) -> None:
         import socket
@@ -259,6 +260,8 @@ class ChannelServer:
         self._thread: Any = None
         self._wake: tuple[int, int] | None = None
         self._closed = False
+        self.connected = False  # the program connected: it reports through the SDK
+        self._marked = False  # ... and Redis knows it (an attach or a log was served)
 
     def write_attach(self, path: str) -> None:
         """What the program's `init()` learns of its trial (`ATTACH_ENV` names the file): the
@@ -272,8 +275,8 @@ class ChannelServer:
         return int(self._listener.fileno())
 
     def accept(self) -> int | None:
-        """Take one waiting connection (None if there is none) and mark the trial as using the
-        SDK; returns the connection's descriptor, for the caller's select loop (`serve`)."""
+        """Take one waiting connection (None if there is none); returns its descriptor, for the
+        caller's select loop (`serve`)."""
         try:
             sock, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -282,10 +285,7 @@ class ChannelServer:
         # loop for ever: a send that cannot proceed for this long drops the connection.
         sock.settimeout(_SEND_TIMEOUT)
         self._conns[sock.fileno()] = _Conn(sock)
-        try:
-            self.link.annotate(sdk=1)
-        except Exception:  # noqa: BLE001, S110 - best effort: the log script fences the attempt anyway
-            pass
+        self.connected = True
         return int(sock.fileno())
 
     def serve(self, fd: int) -> bool:
@@ -345,7 +345,10 @@ class ChannelServer:
         import json
 
         try:
-            return _serve(self.link, json.loads(line))
+            request = json.loads(line)
+            answer = _serve(self.link, request)
+            self._marked = self._marked or request.get("op") in ("attach", "log")
+            return answer
         except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
             return {"error": f"{type(err).__name__}: {err}"}, None
 
@@ -402,6 +405,11 @@ class ChannelServer:
         self.drain()
         for fd in list(self._conns):
             self._drop(fd)
+        if self.connected and not self._marked:  # init() and no log: still an SDK program
+            try:
+                self.link.annotate(sdk=1)
+            except Exception:  # noqa: BLE001, S110 - best effort, as the mark always was
+                pass
         self._listener.close()
         try:
             os.unlink(self.path)

@@ -282,7 +282,12 @@ class Planner:
                 return None
             suggestion = self._sampler.ask(number)
             params, encoded = suggestion.params, suggestion.encoded
-        result = self.store.create_trial(self.sweep_id, number, params=params, encoded=encoded)
+        created = self.store.create_trial_at(self.sweep_id, number, params=params, encoded=encoded)
+        result = created.status
+        if result == "ok" and self._arrived is None and (created.before or "0-0") == self._events_from:
+            # Nobody's event came between the last one read and this trial's own 'queued': step
+            # over it rather than wake for it (a wake is a round trip and a round per trial).
+            self._events_from = created.event or self._events_from
         if result != "ok":
             if self._sampler is not None:
                 self._sampler.forget(number)

@@ -392,6 +392,7 @@ def _pump(
                 for key, _ in events:
                     if key.data in ("channel", "request"):
                         _serve_channel(sel, server, key)
+                        sink.sdk = server.connected
                     elif key.data == "exit":
                         sel.unregister(exited_fd)
                         rc = proc.wait()
@@ -678,8 +679,9 @@ def _group_members(pgid: int, *, exclude: int) -> list[int]:
 class OutputSink:
     """The program's output lines and `name=value` metrics, sent in batches: one pipelined
     round trip every 0.2 s or 200 lines (at once when a line holds a metric, so the pruner
-    sees it within milliseconds). Metrics printed by a program that uses the SDK are ignored by
-    the log script itself (the SDK reports them), so no extra read is needed here."""
+    sees it within milliseconds). Metrics printed by a program that uses the SDK are not sent
+    once it has connected (`sdk`), and the log script ignores those that were (the SDK reports
+    them), so no extra read is needed here."""
 
     _KEEP = 10_000  # records held back while Redis is unreachable (then the oldest go)
 
@@ -695,10 +697,11 @@ class OutputSink:
         self._last_flush = 0.0
         self._retry_at = 0.0
         self._step = 0
+        self.sdk = False  # the program connected to its channel: it reports through the SDK
 
     def add(self, line: str) -> None:
         self._lines.append(line)
-        found = parse_metrics(line)
+        found = None if self.sdk else parse_metrics(line)
         if found:
             self._step += 1
             name = self.sweep.metric.name if self.sweep.metric else ""

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from sweepq.config import SweepConfig
     from sweepq.trust import Signer
 
-__all__ = ["Keys", "LogRecord", "RunClaim", "Store", "Transition"]
+__all__ = ["Created", "Keys", "LogRecord", "RunClaim", "Store", "Transition"]
 
 # Transition scripts share `_prelude.lua` and its seven KEYS.
 _TRANSITIONS = frozenset({"claim", "create_trial", "expire", "finish", "heartbeat", "request_stop", "rerun"})
@@ -128,6 +128,16 @@ class Transition:
 
     status: str
     trial: Trial | None
+
+
+@dataclass(frozen=True)
+class Created:
+    """`create_trial_at`'s answer: 'ok' or why not, and for 'ok' where its 'queued' event went:
+    the events stream's last id before it ("" when the stream was empty) and its own id."""
+
+    status: str
+    before: str | None = None
+    event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -356,13 +366,22 @@ class Store:
     def create_trial(self, sweep_id: str, number: int, *, params: Mapping[str, Any], encoded: Mapping[str, Any]) -> str:
         """'ok', or why not: 'closed' (sweep not running), 'cap', 'race'. The trial is signed
         (number, parameters, the sweep's signature) so a worker can tell it from a forgery."""
+        return self.create_trial_at(sweep_id, number, params=params, encoded=encoded).status
+
+    def create_trial_at(
+        self, sweep_id: str, number: int, *, params: Mapping[str, Any], encoded: Mapping[str, Any]
+    ) -> Created:
+        """`create_trial`, with where its event went in the events stream."""
         text = json.dumps(params)
         sig = self.signer.sign_trial(sweep_id, number, json.loads(text), self._sweep_signature(sweep_id))
-        return self._run(
+        reply = self._call(
             "create_trial",
             Keys(sweep_id).transition(number),
             [number, text, json.dumps(encoded), self.now(), sig],
         )
+        if isinstance(reply, list):
+            return Created(_s(reply[0]), _s(reply[1]), _s(reply[2]))
+        return Created(_s(reply))
 
     def _sweep_signature(self, sweep_id: str) -> str:
         sig = self._sweep_sigs.get(sweep_id)

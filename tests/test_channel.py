@@ -190,9 +190,9 @@ def test_a_torch_tensor_metric_is_its_value_or_none_never_an_error() -> None:
 def test_a_program_that_exits_right_after_init_is_still_marked_as_using_the_sdk(
     r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
-    """Accepting the program's connection marks the trial (init() waits for no reply): the mark is
-    still made for a program that exits at once, whose connection the runner's loop may only
-    see after the exit (closing the channel accepts what is still waiting)."""
+    """A program that connects (init() waits for no reply) and exits without a log is still
+    marked as using the SDK, even when the runner's loop only sees its connection after the exit
+    (closing the channel accepts what is still waiting, and marks it)."""
     store = Store(r)
     for number in range(5):
         sid = _sweep(store, tmp_path, "import os, sweepq\nsweepq.init()\nos._exit(0)\n")
@@ -202,13 +202,13 @@ def test_a_program_that_exits_right_after_init_is_still_marked_as_using_the_sdk(
         assert "never logged" in (trial.reason or "")
 
 
-def test_init_reads_its_trial_from_the_attach_file_and_connecting_marks_the_trial(
+def test_init_reads_its_trial_from_the_attach_file_and_the_first_log_marks_the_trial(
     r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`init()` waits for no reply: the runner wrote the attach reply to a file, and accepting the
-    connection marks the trial (here nothing serves the socket while the link attaches: a request
-    would never be answered). A connection the runner never got to accept is still marked when
-    the channel closes."""
+    """`init()` waits for no reply: the runner wrote the attach reply to a file (here nothing serves
+    the socket while the link attaches: a request would never be answered). The first log marks
+    the trial as using the SDK; a program that connected and never logged (even one whose
+    connection the runner never got to accept) is marked when the channel closes."""
     import threading
 
     from sweepq.channel import ATTACH_ENV
@@ -230,8 +230,14 @@ def test_init_reads_its_trial_from_the_attach_file_and_connecting_marks_the_tria
     assert attached.params == {"x": 0.5} and attached.marked and attached.attempt == 1  # type: ignore[attr-defined]
     assert not store.trial(sid, 0).uses_sdk
     fd = server.accept()
-    assert fd is not None and store.trial(sid, 0).uses_sdk
-    assert server.accept() is None  # nothing else is waiting
+    assert fd is not None and server.connected and server.accept() is None  # nothing else waits
+    # The first log marks the trial in Redis (the log script): one round trip, not two.
+    logging = threading.Thread(target=lambda: got.append(link.log(0, {"loss": 0.2}, 0.2)), daemon=True)
+    logging.start()
+    while logging.is_alive():
+        server.serve(fd)
+        logging.join(timeout=0.01)
+    assert got[1] == ("running", "") and store.trial(sid, 0).uses_sdk
 
     sid2 = _sweep(store, tmp_path, "")
     trial2 = store.claim(sid2, 0, attempt=1, worker="w", host="h").trial
@@ -241,3 +247,20 @@ def test_init_reads_its_trial_from_the_attach_file_and_connecting_marks_the_tria
     late.close()
     assert store.trial(sid2, 0).uses_sdk
     server.close()
+
+
+def test_metrics_a_program_prints_do_not_count_once_it_reports_through_the_sdk(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """One source of truth per trial: printed `name=value` lines still reach the output, but once
+    the program has called init() only what it logs counts (before and after its first log)."""
+    store = Store(r)
+    program = (
+        "import sys, time, sweepq\nsweepq.init()\nprint('loss=100', flush=True)\ntime.sleep(0.2)\n"
+        "sweepq.log({'loss': 0.5})\nprint('loss=200', flush=True)\n"
+    )
+    sid = _sweep(store, tmp_path, program)
+    assert execute(store, sid, 0, attempt=1, url=redis_url, worker="w") == "finished"
+    trial = store.trial(sid, 0)
+    assert trial.uses_sdk and trial.history_len == 1 and trial.best == 0.5
+    assert {"loss=100", "loss=200"} <= set(store.output(sid, 0))

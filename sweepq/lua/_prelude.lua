@@ -2,7 +2,7 @@
 --   KEYS[1] sweep hash, KEYS[2] trial hash, KEYS[3] queued set, KEYS[4] running zset,
 --   KEYS[5] events stream, KEYS[6] the trial's metric history list, KEYS[7] the trial's wake
 --   list prefix (an attempt's runner blocks on KEYS[7] .. ':' .. attempt).
--- move() keeps the per-state counters (n:<state> in the sweep hash) and the two indexes in step
+-- move() (which returns its event's stream id) keeps the per-state counters (n:<state> in the sweep hash) and the two indexes in step
 -- with the trial's state, so counts and liveness scans never need a full scan.
 -- reply() answers with a status and the trial record as left, so callers never read it back.
 local sweep, trial, queued, running, events, history, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -18,8 +18,8 @@ local function move(from, to, now)
   else
     redis.call('ZREM', running, n)
   end
-  redis.call('XADD', events, 'MAXLEN', '~', 10000, '*', 'trial', n, 'state', to,
-             'attempt', redis.call('HGET', trial, 'attempt'))
+  return redis.call('XADD', events, 'MAXLEN', '~', 10000, '*', 'trial', n, 'state', to,
+                    'attempt', redis.call('HGET', trial, 'attempt'))
 end
 
 local function reply(status)

@@ -15,6 +15,7 @@ if not st then return {'missing', ''} end
 if tonumber(current) ~= tonumber(attempt) then return {'stale', ''} end
 if st ~= 'running' then return {st, ''} end
 if source == 'stdout' and sdk then return {st, stop or ''} end
+if source == 'sdk' and not sdk then redis.call('HSET', trial, 'sdk', 1) end  -- the SDK's first log marks the trial
 local logged = redis.call('HINCRBY', trial, 'logged', 1)
 local index = ''
 if logged <= cap then

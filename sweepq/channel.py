@@ -74,13 +74,18 @@ class TrialLink(ABC):
 
     @abstractmethod
     def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
-        """Append one row; returns (trial state, stop request or '')."""
+        """Append one row; returns (trial state, stop request or ''), as of this row or, for a
+        link that does not wait for its rows (`SocketLink`), as of the row before."""
 
     @abstractmethod
     def annotate(self, **fields: Any) -> bool: ...
 
     @abstractmethod
     def must_stop(self) -> bool: ...
+
+    def finish(self, summary: str) -> None:
+        """The run's last word, its summary (JSON text); nothing waits for the answer."""
+        self.annotate(summary=summary)
 
 
 _in_process: TrialLink | None = None
@@ -117,20 +122,43 @@ def link_from_env() -> TrialLink | None:
 
 
 class SocketLink(TrialLink):
-    """The program's end: the standard library only."""
+    """The program's end: the standard library only.
+
+    A row is sent without waiting for its answer (the runner writes it to Redis while the
+    program goes on training, as wandb's own `log` does not wait either): `log` returns the
+    answer to the row before, so a stop request reaches the program one `log()` later than if
+    it waited (the runner's SIGTERM does not wait for it at all). Every other request waits,
+    after the answers still owed. The last word (`finish`) waits for nothing: the runner reads
+    what a program sent before it exited."""
 
     def __init__(self, path: str) -> None:
         self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.connect(path)
         self._lock = _thread.allocate_lock()
         self._buffer = b""
+        self._owed: list[str] = []  # ops whose answers are not read yet, oldest first
+        self._state = ("running", "")  # the last answer to a row
 
     def _ask(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        data = to_json(request).encode("utf-8", "surrogatepass") + b"\n"
         with self._lock:
-            self._sock.sendall(data)
-            head = self._read(4)
-            frame = self._read(int.from_bytes(head, "big")) if len(head) == 4 else b""
+            self._catch_up(0)
+            self._send(request)
+            return self._answer()
+
+    def _send(self, request: Mapping[str, Any]) -> None:
+        self._sock.sendall(to_json(request).encode("utf-8", "surrogatepass") + b"\n")
+
+    def _catch_up(self, keep: int) -> None:
+        """Read the answers owed until at most `keep` are left."""
+        while len(self._owed) > keep:
+            op = self._owed.pop(0)
+            reply = self._answer()
+            if op == "log":
+                self._state = (str(reply["state"]), str(reply.get("stop") or ""))
+
+    def _answer(self) -> dict[str, Any]:
+        head = self._read(4)
+        frame = self._read(int.from_bytes(head, "big")) if len(head) == 4 else b""
         if not frame:
             raise ConnectionError("the sweepq runner closed the trial channel")
         reply: dict[str, Any] = marshal.loads(frame)
@@ -171,14 +199,22 @@ class SocketLink(TrialLink):
         )
 
     def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
-        r = self._ask({"op": "log", "step": step, "row": row, "value": value})
-        return str(r["state"]), str(r.get("stop") or "")
+        with self._lock:
+            self._send({"op": "log", "step": step, "row": row, "value": value})
+            self._owed.append("log")
+            self._catch_up(1)  # the row before's answer, which came while the program worked
+            return self._state
 
     def annotate(self, **fields: Any) -> bool:
         return bool(self._ask({"op": "annotate", "fields": fields})["ok"])
 
     def must_stop(self) -> bool:
         return bool(self._ask({"op": "status"})["stop"])
+
+    def finish(self, summary: str) -> None:
+        with self._lock:
+            self._send({"op": "annotate", "fields": {"summary": summary}})
+            self._owed.append("annotate")
 
 
 class DirectLink(TrialLink):
@@ -314,22 +350,22 @@ class ChannelServer:
                 self._drop(fd)
                 return False
             line, conn.buffer = conn.buffer[:end], conn.buffer[end + 1 :]
-            if not self._reply(fd, *self._answer(line)):
-                return False
+            self._reply(fd, *self._answer(line))
 
-    def _reply(self, fd: int, reply: dict[str, Any], after: Callable[[], object] | None) -> bool:
-        """Send one reply, then do what follows it; False if the connection broke (dropped)."""
-        try:
-            self._conns[fd].sock.sendall(_frame(reply))
-        except OSError:
-            self._drop(fd)
-            return False
+    def _reply(self, fd: int, reply: dict[str, Any], after: Callable[[], object] | None) -> None:
+        """Send one reply, then do what follows it. A program that went away (it does not wait
+        for every answer) gets no more replies, but what it sent before is still served."""
+        conn = self._conns[fd]
+        if not conn.deaf:
+            try:
+                conn.sock.sendall(_frame(reply))
+            except OSError:
+                conn.deaf = True
         if after is not None:
             try:
                 after()
             except Exception:  # noqa: BLE001, S110 - best effort, and the reply went out
                 pass
-        return True
 
     def drain(self) -> None:
         """Accept what is still waiting and answer what is already sent (the program has
@@ -420,11 +456,12 @@ class ChannelServer:
 class _Conn:
     """One program connection: its socket and the bytes of a request not yet complete."""
 
-    __slots__ = ("sock", "buffer")
+    __slots__ = ("sock", "buffer", "deaf")
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
         self.buffer = b""
+        self.deaf = False  # the program closed its end: answers go nowhere
 
 
 _SEND_TIMEOUT = 10.0

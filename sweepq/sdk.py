@@ -1,9 +1,11 @@
 """The program's side, shaped like wandb's so `import sweepq as wandb` runs a W&B sweep script.
 
 Inside a trial (the runner sets SWEEPQ_* in the environment) `init()` loads the trial's
-parameters and `log()` writes to Redis in one round trip that also returns any stop request, so a
-pruned trial learns it on its next `log()` as a `Stopped` exception (catch it to save a
-checkpoint). Outside a sweep everything works in memory, so scripts stay runnable by hand.
+parameters and `log()` hands each row to the runner without waiting, as wandb's does; the
+runner's answer, read at the next `log()`, carries any stop request, so a pruned trial learns it
+on its next `log()` but one as a `Stopped` exception (catch it to save a checkpoint; the runner
+also sends SIGTERM at once). Outside a sweep everything works in memory, so scripts stay
+runnable by hand.
 """
 
 from __future__ import annotations
@@ -377,7 +379,7 @@ class Run:
         if self._link is not None:
             from sweepq.channel import to_json  # json.dumps(default=str) without json and re
 
-            self._link.annotate(summary=to_json(self.summary))
+            self._link.finish(to_json(self.summary))
 
     @property
     def should_stop(self) -> bool:

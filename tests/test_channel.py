@@ -82,7 +82,9 @@ def test_the_channel_serves_only_its_own_attempt(r: redis.Redis, tmp_path: Path)
 
             assert "unknown request" in reply()["error"] and "error" in reply()
         store.finish(sid, 0, attempt=1, outcome="requeue", reason="preempted")  # attempt 2 now
-        assert link.log(1, {"loss": 0.1}, 0.1)[0] == "stale"
+        # A row's answer comes with the next row (the program does not wait for it).
+        assert link.log(1, {"loss": 0.1}, 0.1)[0] == "running"
+        assert link.log(2, {"loss": 0.1}, 0.1)[0] == "stale"
         assert link.must_stop()
     t = store.trial(sid, 0)
     assert t.attempt == 2 and t.history_len == 0 and t.state == "queued"
@@ -231,13 +233,11 @@ def test_init_reads_its_trial_from_the_attach_file_and_the_first_log_marks_the_t
     assert not store.trial(sid, 0).uses_sdk
     fd = server.accept()
     assert fd is not None and server.connected and server.accept() is None  # nothing else waits
-    # The first log marks the trial in Redis (the log script): one round trip, not two.
-    logging = threading.Thread(target=lambda: got.append(link.log(0, {"loss": 0.2}, 0.2)), daemon=True)
-    logging.start()
-    while logging.is_alive():
-        server.serve(fd)
-        logging.join(timeout=0.01)
-    assert got[1] == ("running", "") and store.trial(sid, 0).uses_sdk
+    # The first log marks the trial in Redis (the log script): one round trip, not two. The
+    # program does not wait for the row's answer (none is served yet when log() returns).
+    assert link.log(0, {"loss": 0.2}, 0.2) == ("running", "")
+    server.serve(fd)
+    assert store.trial(sid, 0).uses_sdk and store.trial(sid, 0).history_len == 1
 
     sid2 = _sweep(store, tmp_path, "")
     trial2 = store.claim(sid2, 0, attempt=1, worker="w", host="h").trial
@@ -264,3 +264,18 @@ def test_metrics_a_program_prints_do_not_count_once_it_reports_through_the_sdk(
     trial = store.trial(sid, 0)
     assert trial.uses_sdk and trial.history_len == 1 and trial.best == 0.5
     assert {"loss=100", "loss=200"} <= set(store.output(sid, 0))
+
+
+def test_rows_and_the_summary_a_program_sent_just_before_exiting_are_all_recorded(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """The SDK does not wait for the answers to its rows nor for its last word (the summary):
+    whatever the program sent before it exited is read and recorded by the runner."""
+    store = Store(r)
+    program = "import os, sweepq\nsweepq.init()\nfor i in range(50):\n    sweepq.log({'loss': 50 - i})\n"
+    sid = _sweep(store, tmp_path, program)
+    assert execute(store, sid, 0, attempt=1, url=redis_url, worker="w") == "finished"
+    trial = store.trial(sid, 0)
+    assert trial.uses_sdk and trial.history_len == 50 and trial.best == 1
+    raw = r.hget(f"sweepq:{{{sid}}}:trial:0", "summary")
+    assert raw is not None and json.loads(raw)["loss"] == 1

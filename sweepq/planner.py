@@ -32,10 +32,6 @@ __all__ = ["Planner", "Progress"]
 
 _MAX_DEPTH = 64
 _WORKER_SCAN_EVERY = 5.0  # seconds; RQ's registry is one hash read per worker
-# A round starts at once on the first event after a quiet spell, then at most one per this many
-# seconds: events that arrive meanwhile (with many workers or short trials, several per
-# millisecond) are taken together in the next round, which reads the sweep once for all of them.
-_MIN_ROUND = 0.01
 _LEFTOVER_GRACE = 3.0  # seconds a queued trial of a closed sweep is left to `stop`/`cancel` themselves
 
 
@@ -127,15 +123,11 @@ class Planner:
                     if not self.acquire():
                         raise RuntimeError(f"lost the planner lease of sweep {self.sweep_id}")
                     renewed = time.monotonic()
-                started = time.monotonic()
                 progress = self.step()
                 if on_progress is not None:
                     on_progress(progress)
                 if progress.done:
                     return progress.sweep
-                rest = _MIN_ROUND - (time.monotonic() - started)
-                if rest > 0:
-                    time.sleep(rest)
                 self._wait_for_events(self._idle_wait)
             return self.store.sweep(self.sweep_id)
         finally:

@@ -32,6 +32,7 @@ from abc import ABC, abstractmethod
 # the rest when it is built, in the runner.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import selectors
     from collections.abc import Callable, Mapping
     from typing import Any
 
@@ -310,6 +311,28 @@ class ChannelServer:
         """The listening socket: readable when a program connects (then `accept`)."""
         return int(self._listener.fileno())
 
+    def watch(self, sel: selectors.BaseSelector) -> None:
+        """Serve from the caller's select loop: its keys for this server are `owns`'s, and each
+        one ready goes to `on_ready`."""
+        import selectors
+
+        sel.register(self.fileno(), selectors.EVENT_READ, _LISTENER)
+
+    @staticmethod
+    def owns(key: selectors.SelectorKey) -> bool:
+        return key.data is _LISTENER or key.data is _CONNECTION
+
+    def on_ready(self, sel: selectors.BaseSelector, key: selectors.SelectorKey) -> None:
+        """A program connecting (watched from then on), or a connection's requests to answer."""
+        import selectors
+
+        if key.data is _LISTENER:
+            fd = self.accept()
+            if fd is not None:
+                sel.register(fd, selectors.EVENT_READ, _CONNECTION)
+        elif not self.serve(int(key.fd)):
+            sel.unregister(key.fd)
+
     def accept(self) -> int | None:
         """Take one waiting connection (None if there is none); returns its descriptor, for the
         caller's select loop (`serve`)."""
@@ -416,17 +439,12 @@ class ChannelServer:
         assert self._wake is not None
         with selectors.DefaultSelector() as sel:
             sel.register(self._wake[0], selectors.EVENT_READ, None)
-            sel.register(self.fileno(), selectors.EVENT_READ, "listener")
+            self.watch(sel)
             while True:
                 for key, _ in sel.select():
                     if key.data is None:
                         return
-                    if key.data == "listener":
-                        fd = self.accept()
-                        if fd is not None:
-                            sel.register(fd, selectors.EVENT_READ, "conn")
-                    elif not self.serve(int(key.fd)):
-                        sel.unregister(key.fd)
+                    self.on_ready(sel, key)
 
     def close(self) -> None:
         """Answer what is waiting, then close every connection and the socket."""
@@ -465,6 +483,7 @@ class _Conn:
 
 
 _SEND_TIMEOUT = 10.0
+_LISTENER, _CONNECTION = object(), object()  # what the server's keys in a select loop hold
 
 
 def _attach_reply(link: DirectLink) -> dict[str, Any]:

@@ -382,7 +382,7 @@ def _pump(
     with selectors.DefaultSelector() as sel:
         sel.register(out, selectors.EVENT_READ, "out")
         sel.register(exited_fd, selectors.EVENT_READ, "exit")
-        sel.register(server.fileno(), selectors.EVENT_READ, "channel")
+        server.watch(sel)
         try:
             while rc is None or out in sel.get_map():
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -390,8 +390,8 @@ def _pump(
                 if not events and deadline is not None:
                     break  # EOF never came: a writer of the pipe outlived the sweep of leftovers
                 for key, _ in events:
-                    if key.data in ("channel", "request"):
-                        _serve_channel(sel, server, key)
+                    if server.owns(key):
+                        server.on_ready(sel, key)
                         sink.sdk = server.connected
                     elif key.data == "exit":
                         sel.unregister(exited_fd)
@@ -416,16 +416,6 @@ def _pump(
         rc = proc.wait()
         killer.sweep_leftovers()
     return rc, tail
-
-
-def _serve_channel(sel: selectors.BaseSelector, server: ChannelServer, key: selectors.SelectorKey) -> None:
-    """A program connecting (watched from then on), or a connection's requests to answer."""
-    if key.data == "channel":
-        conn = server.accept()
-        if conn is not None:
-            sel.register(conn, selectors.EVENT_READ, "request")
-    elif not server.serve(int(key.fd)):
-        sel.unregister(key.fd)
 
 
 def _exit_notice(proc: subprocess.Popen[bytes]) -> tuple[int, Callable[[], None]]:

@@ -298,6 +298,7 @@ class ChannelServer:
         self._wake: tuple[int, int] | None = None
         self._closed = False
         self.connected = False  # the program connected: it reports through the SDK
+        self._status: tuple[float, dict[str, Any]] | None = None  # (read at, answer) of the last status
         self._marked = False  # ... and Redis knows it (an attach or a log was served)
 
     def write_attach(self, path: str) -> None:
@@ -373,7 +374,7 @@ class ChannelServer:
                 self._drop(fd)
                 return False
             line, conn.buffer = conn.buffer[:end], conn.buffer[end + 1 :]
-            self._reply(fd, *self._answer(line))
+            self._reply(fd, *self._answer(line, deaf=conn.deaf))
 
     def _reply(self, fd: int, reply: dict[str, Any], after: Callable[[], object] | None) -> None:
         """Send one reply, then do what follows it. A program that went away (it does not wait
@@ -400,11 +401,22 @@ class ChannelServer:
             while fd in self._conns and self._readable(fd) and self.serve(fd):
                 pass
 
-    def _answer(self, line: bytes) -> tuple[dict[str, Any], Callable[[], object] | None]:
+    def _answer(self, line: bytes, *, deaf: bool) -> tuple[dict[str, Any], Callable[[], object] | None]:
+        """The answer to one request line. A question nobody will read (`deaf`) is not asked of
+        Redis, and the stop status is read from Redis at most every `_STATUS_EVERY` seconds: a
+        program flooding its channel must not turn into a flood of Redis reads."""
         import json
+        import time
 
         try:
             request = json.loads(line)
+            if request.get("op") == "status":
+                if deaf:
+                    return {}, None
+                now = time.monotonic()
+                if self._status is None or now - self._status[0] > _STATUS_EVERY:
+                    self._status = (now, _serve(self.link, request)[0])
+                return self._status[1], None
             answer = _serve(self.link, request)
             self._marked = self._marked or request.get("op") in ("attach", "log")
             return answer
@@ -483,6 +495,7 @@ class _Conn:
 
 
 _SEND_TIMEOUT = 10.0
+_STATUS_EVERY = 0.1  # seconds an answer to "status" is reused (the SDK itself asks every 0.2 s)
 _LISTENER, _CONNECTION = object(), object()  # what the server's keys in a select loop hold
 
 

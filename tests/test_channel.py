@@ -7,6 +7,7 @@ import marshal
 import math
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -279,3 +280,27 @@ def test_rows_and_the_summary_a_program_sent_just_before_exiting_are_all_recorde
     assert trial.uses_sdk and trial.history_len == 50 and trial.best == 1
     raw = r.hget(f"sweepq:{{{sid}}}:trial:0", "summary")
     assert raw is not None and json.loads(raw)["loss"] == 1
+
+
+def test_a_program_that_floods_its_channel_and_never_reads_cannot_hold_its_runner(
+    r: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner answers from the loop that also follows the program: a program that sends
+    requests and never reads the answers blocks the runner's send only for the send timeout,
+    then gets no more answers, and its questions do not become one Redis read each; what it
+    logged still counts and the trial ends normally."""
+    from sweepq import channel
+
+    monkeypatch.setattr(channel, "_SEND_TIMEOUT", 0.5)
+    store = Store(r)
+    program = (
+        "import os, socket, sweepq\nsweepq.init()\nsweepq.log({'loss': 1.0})\n"
+        "s = socket.socket(socket.AF_UNIX)\ns.connect(os.environ['SWEEPQ_CHANNEL'])\n"
+        's.sendall(b\'{"op": "status"}\\n\' * 200000)\n'
+    )
+    sid = _sweep(store, tmp_path, program)
+    started = time.monotonic()
+    assert execute(store, sid, 0, attempt=1, url=redis_url, worker="w") == "finished"
+    assert time.monotonic() - started < 10  # was 17 s when every status read Redis
+    trial = store.trial(sid, 0)
+    assert trial.uses_sdk and trial.best == 1.0

@@ -298,13 +298,13 @@ class ChannelServer:
         self._wake: tuple[int, int] | None = None
         self._closed = False
         self.connected = False  # the program connected: it reports through the SDK
-        self._status: tuple[float, dict[str, Any]] | None = None  # (read at, answer) of the last status
         self._marked = False  # ... and Redis knows it (an attach or a log was served)
+        self._status: tuple[float, dict[str, Any]] | None = None  # (read at, answer) of the last status
 
     def write_attach(self, path: str) -> None:
         """What the program's `init()` learns of its trial (`ATTACH_ENV` names the file): the
-        attach reply, read without a round trip. "sdk" is true: the runner marks the trial
-        when the program connects."""
+        attach reply, read without a round trip. "sdk" is true: the trial is marked by the
+        program's first log, or when the channel closes (the SDK need not mark it itself)."""
         with open(path, "wb") as f:
             f.write(marshal.dumps(_attach_reply(self.link)))
 
@@ -426,7 +426,9 @@ class ChannelServer:
     def _readable(self, fd: int) -> bool:
         import select
 
-        return bool(select.select([fd], [], [], 0)[0])
+        poll = select.poll()  # not select.select, which refuses descriptors past 1023
+        poll.register(fd, select.POLLIN)
+        return bool(poll.poll(0))
 
     def _drop(self, fd: int) -> None:
         conn = self._conns.pop(fd, None)

@@ -65,7 +65,9 @@ from sklearn.preprocessing import PowerTransformer
 
 __all__ = ["PendingStrategy", "SklearnGPSampler"]
 
-PendingStrategy = Literal["fantasies", "believer", "penalize", "thompson", "liar-mean", "liar-max", "ignore"]
+PendingStrategy = Literal[
+    "fantasies", "believer", "penalize", "thompson", "bucb", "bucb-hybrid", "liar-mean", "liar-max", "ignore"
+]
 Startup = Literal["random", "sobol"]
 
 _N_RANDOM = 1000  # random candidates per ask
@@ -75,6 +77,7 @@ _REFINE = (0.1, 0.03, 0.01, 0.003)  # shrinking radii of the local refinement (i
 GRID_MAX = 20_000  # a finite space of at most this many points is scored point by point
 N_FANTASIES = 32  # Monte-Carlo fantasies of the running trials
 _N_TS = 1000  # candidates of a Thompson draw
+BUCB_MIN_RUNNING = 2  # "bucb" scores by UCB only with at least this many trials running
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         startup: Startup = "random",
         design_seed: int | None = None,
         design_index: int | None = None,
+        ucb_beta: float | None = 2.0,
     ) -> None:
         self._space = dict(search_space)
         self._dims = _dims(self._space)
@@ -148,6 +152,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         self._startup = startup
         self._design_seed = design_seed
         self._design_index = design_index
+        self._ucb_beta = ucb_beta
 
     def reseed_rng(self) -> None:
         self._rng = np.random.default_rng()
@@ -181,7 +186,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         x = self._encode([t.params for t in done])
         y = _warp(np.array([sign * float(t.value) for t in done]))  # type: ignore[arg-type]
         pend = self._encode([t.params for t in running]) if running else np.empty((0, self._width))
-        best = self._propose(x, y, pend)
+        best = self._propose(x, y, pend, trial.number)
         return self._decode(best)
 
     def _design(self) -> dict[str, Any]:
@@ -221,7 +226,7 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
         elif len(pend) and self._pending == "penalize":
             penalty = self._penalizer(gp, x, y, pend)
         elif len(pend) and self._pending != "ignore":
-            if self._pending in ("believer", "thompson"):  # Thompson draws from the believer's model
+            if self._pending in ("believer", "thompson", "bucb", "bucb-hybrid"):  # the believer's model
                 fantasy = np.asarray(gp.predict(pend))
             elif self._pending == "liar-mean":
                 fantasy = np.full(len(pend), float(np.mean(y)))
@@ -239,16 +244,21 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
                 incumbent = np.minimum(incumbent, float(np.min(fantasy)))
         return gp, incumbent, penalty
 
-    def _propose(self, x: np.ndarray, y: np.ndarray, pend: np.ndarray) -> np.ndarray:
+    def _propose(self, x: np.ndarray, y: np.ndarray, pend: np.ndarray, number: int = 0) -> np.ndarray:
+        ucb = self._uses_ucb(len(pend), number)
         gp, incumbent, penalty = self._condition(self._fit(x, y), x, y, pend)
         thompson = len(pend) > 0 and self._pending == "thompson"
         seen = {tuple(row) for row in np.vstack([x, pend])} if self._all_discrete() else set()
         log_k = math.log(len(incumbent))
+        kappa = math.sqrt(self._beta(len(x) + len(pend) + 1)) if ucb else 0.0
 
         def score(c: np.ndarray) -> np.ndarray:
             mu, sd = gp.predict(c, return_std=True)
             mu, sd = np.asarray(mu).reshape(len(c), -1), np.asarray(sd).reshape(len(c), -1)
-            s = logsumexp(_log_ei(mu, sd, incumbent[None, :]), axis=1) - log_k  # mean EI over fantasies
+            if ucb:  # GP-BUCB: the lower confidence bound of a minimization, sd from the believer
+                s = kappa * sd[:, 0] - mu[:, 0]
+            else:
+                s = logsumexp(_log_ei(mu, sd, incumbent[None, :]), axis=1) - log_k  # mean EI over fantasies
             if penalty is not None:
                 s = s + penalty(c)
             if seen:  # a finite space: never propose a point already run or running
@@ -275,6 +285,31 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
                 best, best_score = local[int(np.argmax(s))], float(np.max(s))
             top = np.vstack([top, local])[np.argsort(-np.concatenate([score(top), s]))[:_N_LEADERS]]
         return np.asarray(best)
+
+    def _uses_ucb(self, n_running: int, number: int) -> bool:
+        """Whether this ask scores by GP-BUCB's confidence bound rather than log EI.
+
+        ``"bucb"`` (Desautels et al. 2014): with ``BUCB_MIN_RUNNING`` or more trials running, the
+        believer's model (its variance collapsed at the running points: the "hallucinated"
+        observations) ranks candidates by ``sqrt(beta) * sd - mu``. Its mean does not move, so
+        unlike EI with a lowered bar nothing draws the next point towards a fantasy; the
+        shrunken variance alone pushes it away from what is running. With one trial running the
+        ask is the believer's log EI, unchanged, so the 1-pending behaviour is exactly the
+        default's. ``"bucb-hybrid"``: one ask in every ``running + 1`` (by trial number) keeps
+        the believer's EI, the others take the bound: a batch whose first point is EI's and the
+        rest exploratory (as UCB-PE, Contal et al. 2013, and hybrid batch BO, Azimi et al. 2012,
+        split a batch), in asynchronous form."""
+        if self._pending not in ("bucb", "bucb-hybrid") or n_running < BUCB_MIN_RUNNING:
+            return False
+        return self._pending == "bucb" or number % (n_running + 1) != 0
+
+    def _beta(self, t: int) -> float:
+        """UCB's beta: the fixed ``ucb_beta``, else the schedule 0.2 d log(2t) of Kandasamy et
+        al. (2015), the practical form of GP-UCB's logarithmic growth (Srinivas et al.'s
+        constants make it far too exploratory at 50 trials)."""
+        if self._ucb_beta is not None:
+            return self._ucb_beta
+        return 0.2 * len(self._dims) * math.log(2.0 * t)
 
     def _penalizer(self, gp: GaussianProcessRegressor, x: np.ndarray, y: np.ndarray, pend: np.ndarray) -> Any:
         """Local penalization (Gonzalez et al. 2016): log of the chance that a candidate lies

@@ -143,9 +143,9 @@ class SklearnGPSampler(optuna.samplers.BaseSampler):
     pending 25 (4) | 15 (7) | 17 (6), digits with 8 pending 6 | 5 | 6 won or tied, cancer_gb
     with 8 pending 9 | 9 | 9 (medians 0.0018 | 8.7e-4 | 0.0018); with 8 pending, hybrid vs believer
     (won): Rosenbrock-5 33 (4) vs 36 (4), Hartmann6 0.54 (5) vs 0.76 (5), mixed 0.0070 (8) vs
-    0.0028 (10). Each gains some cells and loses
-    others that the believer meets, mostly by about the one-seed spread, so neither is the
-    default (benchmarks/results/search_quality-2026-12-02-bucb-*.txt).
+    0.0028 (10). Each gains some cells and loses others that the believer meets, mostly by about
+    the one-seed spread, so neither is the default
+    (benchmarks/results/search_quality-2026-12-02-bucb-*.txt).
     """
 
     def __init__(

@@ -222,7 +222,14 @@ ENGINES = (
     "wandb-bayes",
     "wandb-random",
 )
-OPTIONAL = ("sweepq-random", "optuna-gp", "sweepq-sklearn-fantasies", "sweepq-sklearn-liar-mean")
+OPTIONAL = (
+    "sweepq-random",
+    "optuna-gp",
+    "sweepq-sklearn-fantasies",
+    "sweepq-sklearn-liar-mean",
+    "sweepq-sklearn-bucb+b4",
+    "sweepq-sklearn-bucb-hybrid",
+)
 TRAP = "wandb-bayes-trap"  # history passed by field name: what a naive driver gets
 
 Ask = Callable[[int], tuple[Any, dict[str, Any]]]
@@ -242,6 +249,26 @@ def simulate(ask: Ask, tell: Tell, f: Callable[[dict[str, Any]], float], trials:
     return values
 
 
+def _gp_option(option: str) -> None:
+    """One ``+option`` of a ``sweepq-sklearn-<rule>`` engine: set the module knob it names."""
+    from sweepq import gp as gp_module
+    from sweepq import sampler as sampler_module
+
+    if option == "sobol":
+        sampler_module._GP_STARTUP = "sobol"
+    elif option == "wide":
+        gp_module._N_RANDOM, gp_module._N_LOCAL = 3000, 150
+        gp_module._REFINE = (0.1, 0.03, 0.01, 0.003, 0.001)
+    elif option.startswith("r"):
+        sampler_module._GP_RESTARTS = int(option[1:])
+    elif option == "bsched":
+        sampler_module._GP_UCB_BETA = None
+    elif option.startswith("b"):
+        sampler_module._GP_UCB_BETA = float(option[1:])
+    else:
+        raise SystemExit(f"unknown option {option!r}")
+
+
 def _sweepq(fn: str, seed: int, algorithm: str) -> tuple[Ask, Tell]:
     import optuna
 
@@ -255,21 +282,12 @@ def _sweepq(fn: str, seed: int, algorithm: str) -> tuple[Ask, Tell]:
     if want == "sklearn-gp":
         sampler_module._torch_available = lambda: False  # the default install has no torch
     if algorithm.startswith("sklearn-"):  # a pending-trial rule to compare: sweepq-sklearn-liar-max...
-        # ...-believer+sobol+wide+r3: options to measure (start-up design, search size, restarts)
+        # ...-believer+sobol+wide+r3: options to measure (start-up design, search size, restarts);
+        # ...-bucb+b4 / +bsched: GP-BUCB's beta (fixed, or the 0.2 d log 2t schedule)
         rule, *options = algorithm.removeprefix("sklearn-").split("+")
         sampler_module._GP_PENDING = rule  # type: ignore[assignment]
         for option in options:
-            if option == "sobol":
-                sampler_module._GP_STARTUP = "sobol"
-            elif option == "wide":
-                from sweepq import gp as gp_module
-
-                gp_module._N_RANDOM, gp_module._N_LOCAL = 3000, 150
-                gp_module._REFINE = (0.1, 0.03, 0.01, 0.003, 0.001)
-            elif option.startswith("r"):
-                sampler_module._GP_RESTARTS = int(option[1:])
-            else:
-                raise SystemExit(f"unknown option {option!r} in {algorithm}")
+            _gp_option(option)
     config = load(wandb_config(fn, method))
     sampler = Sampler(config, seed=seed, algorithm=algorithm if algorithm in ("gp", "tpe") else "auto")
     if method == "random":

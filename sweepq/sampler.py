@@ -70,6 +70,7 @@ _GP_MAX_WIDTH = 32
 _GP_PENDING: PendingStrategy = "believer"  # scikit-learn GP's running-trial rule (benchmarks/search_quality.py)
 _GP_STARTUP: Startup = "random"  # scikit-learn GP's start-up design
 _GP_RESTARTS = 1  # extra restarts of the GP's marginal-likelihood fit
+_GP_UCB_BETA: float | None = 2.0  # beta of the "bucb" rules (None: the 0.2 d log 2t schedule)
 
 
 def _gp_startup(dims: int) -> int:
@@ -333,6 +334,7 @@ class Sampler:
                 pending=_GP_PENDING,
                 startup=_GP_STARTUP,
                 n_restarts=_GP_RESTARTS,
+                ucb_beta=_GP_UCB_BETA,
                 design_seed=self._seed,
                 design_index=n,
             )

@@ -125,7 +125,7 @@ def test_pending_trials_are_not_proposed_again(strategy: str, monkeypatch: pytes
 
 
 @pytest.mark.usefixtures("no_torch")
-@pytest.mark.parametrize("strategy", ["believer", "fantasies"])
+@pytest.mark.parametrize("strategy", ["believer", "fantasies", "bucb"])
 def test_finite_space_never_repeats_a_point(strategy: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """All-discrete spaces: the GP never proposes a point already run or running (the random
     start-up may)."""
@@ -371,10 +371,10 @@ def test_local_penalization_scores_near_a_running_point_down() -> None:
     assert near < math.log(0.6) and far > math.log(0.99)
 
 
-@pytest.mark.parametrize("strategy", ["fantasies", "penalize", "thompson"])
+@pytest.mark.parametrize("strategy", ["fantasies", "penalize", "thompson", "bucb", "bucb-hybrid"])
 def test_pending_rules_spread_a_batch_and_depend_only_on_the_history(strategy: str) -> None:
-    """Fantasies, local penalization and Thompson draws: four asks with none told are four
-    different points, and the same seed and history propose the same batch."""
+    """Fantasies, local penalization, Thompson draws and GP-BUCB: four asks with none told are
+    four different points, and the same seed and history propose the same batch."""
     space = {
         "x1": optuna.distributions.FloatDistribution(-5.0, 10.0),
         "x2": optuna.distributions.FloatDistribution(0.0, 15.0),
@@ -394,6 +394,56 @@ def test_pending_rules_spread_a_batch_and_depend_only_on_the_history(strategy: s
     assert min(np.linalg.norm(points[i] - points[j]) for i in range(4) for j in range(i)) > 0.01
     again = study_with_history()
     assert [again.ask(space).params for _ in range(4)] == batch
+
+
+def test_bucb_moves_away_from_running_points_by_the_believers_variance() -> None:
+    """pending="bucb" (GP-BUCB): with trials running around EI's choice on a sparsely sampled
+    space, the believer's variance collapses there and the confidence bound proposes elsewhere;
+    its mean is the finished trials' own, so the bound alone (not a lowered bar) moves it. (On a
+    densely sampled smooth function the bound, like the believer, may stay put: it is then
+    exploiting a known minimum.)"""
+    space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    x = np.array([[0.05], [0.3], [0.55], [0.8]])
+    y = np.sin(6.0 * x[:, 0])
+    gp = SklearnGPSampler(space, seed=0, pending="bucb")
+    alone = float(gp._propose(x, y, np.empty((0, 1)))[0])  # nothing running: log EI
+    pend = np.array([[alone - 0.03], [alone], [alone + 0.03]])
+    assert gp._uses_ucb(len(pend), number=9)
+    moved = float(gp._propose(x, y, pend, number=9)[0])
+    assert np.min(np.abs(pend[:, 0] - moved)) > 0.05
+    # the believer's model: same mean as the finished trials', variance collapsed where running
+    model = gp._fit(x, y)
+    believer, _, _ = gp._condition(model, x, y, pend)
+    _, sd_before = model.predict(pend, return_std=True)
+    mu_after, sd_after = believer.predict(pend, return_std=True)
+    assert np.all(np.asarray(sd_after) < 0.5 * np.asarray(sd_before))
+    assert np.allclose(mu_after, model.predict(pend), atol=1e-3)
+
+
+def test_bucb_with_one_trial_running_is_the_believer() -> None:
+    """The bound scores only with ``BUCB_MIN_RUNNING`` (2) or more trials running: with one,
+    "bucb" proposes exactly the believer's point (the 1-pending behaviour is the default's), and
+    "bucb-hybrid" keeps EI on one ask in every running + 1."""
+    space = {
+        "x1": optuna.distributions.FloatDistribution(-5.0, 10.0),
+        "x2": optuna.distributions.FloatDistribution(0.0, 15.0),
+    }
+
+    def next_with_one_running(strategy: str) -> dict[str, Any]:
+        sampler = SklearnGPSampler(space, seed=4, n_startup_trials=5, pending=strategy)  # type: ignore[arg-type]
+        study = optuna.create_study(sampler=sampler)
+        for _ in range(12):
+            t = study.ask(space)
+            study.tell(t, branin(t.params))
+        study.ask(space)  # one running
+        return study.ask(space).params
+
+    assert next_with_one_running("bucb") == next_with_one_running("believer")
+    hybrid = SklearnGPSampler(space, pending="bucb-hybrid")
+    assert [hybrid._uses_ucb(4, n) for n in range(10, 16)] == [False, True, True, True, True, False]
+    assert not hybrid._uses_ucb(1, 11) and not SklearnGPSampler(space)._uses_ucb(4, 11)
+    assert hybrid._beta(30) == 2.0  # fixed by default; None: Kandasamy et al.'s 0.2 d log 2t
+    assert SklearnGPSampler(space, ucb_beta=None)._beta(30) == pytest.approx(0.2 * 2 * math.log(60.0))
 
 
 def test_thompson_on_a_finite_space_never_repeats_a_point() -> None:

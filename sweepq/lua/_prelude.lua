@@ -2,8 +2,9 @@
 --   KEYS[1] sweep hash, KEYS[2] trial hash, KEYS[3] queued set, KEYS[4] running zset,
 --   KEYS[5] events stream, KEYS[6] the trial's metric history list, KEYS[7] the trial's wake
 --   list prefix (an attempt's runner blocks on KEYS[7] .. ':' .. attempt).
--- move() (which returns its event's stream id) keeps the per-state counters (n:<state> in the sweep hash) and the two indexes in step
--- with the trial's state, so counts and liveness scans never need a full scan.
+-- move() keeps the per-state counters (n:<state> in the sweep hash) and the two indexes in step
+-- with the trial's state, so counts and liveness scans never need a full scan; it returns the
+-- id of the event it added.
 -- reply() answers with a status and the trial record as left, so callers never read it back.
 local sweep, trial, queued, running, events, history, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 

@@ -63,8 +63,9 @@ def _pings(client: redis.Redis) -> bool:
         return False
 
 
+@pytest.mark.parametrize("worker_class", ["sweepq.warm.WarmWorker", "sweepq.worker.Worker"])
 def test_a_sweep_runs_with_one_user_per_role_and_each_role_is_confined(
-    acl_server: dict[str, str], tmp_path: Path
+    acl_server: dict[str, str], tmp_path: Path, worker_class: str
 ) -> None:
     (tmp_path / "prog.py").write_text("import sweepq\nrun = sweepq.init()\nsweepq.log({'loss': run.config['x']})\n")
     write_config(
@@ -79,8 +80,7 @@ def test_a_sweep_runs_with_one_user_per_role_and_each_role_is_confined(
     )
     env = base_env(SWEEPQ_HOME=str(tmp_path / ".sweepq"))
     worker = subprocess.Popen(
-        [sys.executable, "-m", "rq.cli", "worker", "--url", acl_server["worker"], "-w", "sweepq.worker.Worker"]
-        + ["acl-test"],
+        [sys.executable, "-m", "rq.cli", "worker", "--url", acl_server["worker"], "-w", worker_class] + ["acl-test"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

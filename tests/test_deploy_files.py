@@ -201,7 +201,7 @@ def test_compose_runs_redis_with_the_conf_a_planner_a_dashboard_and_pinned_gpu_w
     assert any("9181" in p for p in dashboard["ports"])
 
     worker = services["worker-gpu0"]
-    assert worker["command"][:4] == ["rq", "worker", "-w", "sweepq.worker.Worker"]
+    assert worker["command"][:4] == ["rq", "worker", "-w", "sweepq.warm.WarmWorker"]
     assert worker["command"][-1] == "sweepq"
     (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["device_ids"] == ["0"]
@@ -222,7 +222,7 @@ def test_systemd_worker_unit_pins_its_gpu_and_outlasts_the_trial_grace() -> None
     # On the command line too: an EnvironmentFile= value would override Environment=.
     assert "CUDA_VISIBLE_DEVICES=%i" in argv
     assert argv[argv.index("worker") - 1].endswith("/rq")
-    assert argv[argv.index("-w") + 1] == "sweepq.worker.Worker"
+    assert argv[argv.index("-w") + 1] == "sweepq.warm.WarmWorker"
     assert argv[argv.index("--url") + 1] == "${SWEEPQ_REDIS_URL}"
     assert argv[-1] == "sweepq"
     assert unit["EnvironmentFile"] == ["/etc/sweepq/env"]
@@ -274,7 +274,7 @@ def test_k8s_workers_request_one_gpu_each_and_outlast_the_trial_grace() -> None:
     (container,) = pod["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["resources"]["requests"]["nvidia.com/gpu"] == 1
-    assert container["args"][:4] == ["rq", "worker", "-w", "sweepq.worker.Worker"]
+    assert container["args"][:4] == ["rq", "worker", "-w", "sweepq.warm.WarmWorker"]
     assert "$(SWEEPQ_REDIS_URL)" in container["args"]
     assert pod["terminationGracePeriodSeconds"] > NOTICE_S + DEFAULT_GRACE_S + 30
     env = {e["name"]: e for e in container["env"]}
@@ -356,10 +356,25 @@ def test_dry_run_with_three_gpus_prints_three_pinned_workers(script_env: dict[st
     for i, argv in enumerate(commands):
         assert argv[:2] == ["env", f"CUDA_VISIBLE_DEVICES={i}"]
         rq = argv.index("rq")
-        assert argv[rq : rq + 4] == ["rq", "worker", "-w", "sweepq.worker.Worker"]
+        assert argv[rq : rq + 4] == ["rq", "worker", "-w", "sweepq.warm.WarmWorker"]
         assert argv[argv.index("--url") + 1] == "redis://ctl:6379/0"
         assert argv[argv.index("--name") + 1] == f"box-gpu{i}"
         assert argv[-1] == "sweepq"
+
+
+def test_workers_are_warm_unless_sweepq_warm_is_0(script_env: dict[str, str]) -> None:
+    """A GPU box's workers reuse one work horse (function-mode trials keep their CUDA context), as
+    `sweepq plan`'s local workers do; SWEEPQ_WARM=0 or --worker-class opts out."""
+    url = ["--gpus", "1", "--url", "redis://ctl:6379/0"]
+
+    def worker_class(env: dict[str, str], *extra: str) -> str:
+        argv = _dry_run(env, *url, *extra)[0]
+        return argv[argv.index("-w") + 1]
+
+    assert worker_class(script_env) == "sweepq.warm.WarmWorker"
+    assert worker_class({**script_env, "SWEEPQ_WARM": "0"}) == "sweepq.worker.Worker"
+    assert worker_class({**script_env, "SWEEPQ_WARM": "off"}) == "sweepq.worker.Worker"
+    assert worker_class(script_env, "--worker-class", "sweepq.worker.Worker") == "sweepq.worker.Worker"
 
 
 def test_dry_run_takes_gpus_from_nvidia_smi_or_cuda_visible_devices(script_env: dict[str, str], tmp_path: Path) -> None:
@@ -435,6 +450,6 @@ def test_script_passes_one_sigterm_to_every_worker_and_waits(script_env: dict[st
     assert sorted(line for line in lines if line.startswith("stop")) == ["stop 0 1", "stop 1 1"]
     starts = sorted(line for line in lines if line.startswith("start"))
     assert starts[0].endswith("-gpu0 sweepq")  # --name <host>-gpu0, the queue last
-    assert starts[0].startswith("start 0 worker -w sweepq.worker.Worker --url redis://ctl:6379/0")
+    assert starts[0].startswith("start 0 worker -w sweepq.warm.WarmWorker --url redis://ctl:6379/0")
     assert (tmp_path / "logs").is_dir()
     assert "all workers stopped" in out

@@ -35,9 +35,10 @@ Options:
                      or set SWEEPQ_TRUSTED_KEYS); the workers run only trials they sign
   --allow-functions M  modules whose functions \`program: module:function\` may run inside
                      the workers, comma-separated (\$SWEEPQ_ALLOW_FUNCTIONS; default none)
-  --plain            use RQ's plain Worker instead of sweepq.worker.Worker (it cannot read
+  --plain            use RQ's plain Worker instead of sweepq's (it cannot read
                      sweepq's JSON jobs: only for queues of other RQ jobs you trust)
-  --worker-class C   worker class (default: sweepq.worker.Worker)
+  --worker-class C   worker class (default: sweepq.warm.WarmWorker, one work horse reused
+                     across trials; sweepq.worker.Worker, a horse per trial, with SWEEPQ_WARM=0)
   --name-prefix P    worker name prefix (default: the short host name)
   --log-dir DIR      one log file per worker here
                      (default: \$SWEEPQ_LOG_DIR or \${XDG_STATE_HOME:-~/.local/state}/sweepq/workers)
@@ -90,7 +91,12 @@ fi
 
 url="${SWEEPQ_REDIS_URL:-}"
 queue="sweepq"
-worker_class="sweepq.worker.Worker"
+# Warm workers (one work horse reused across trials: a function-mode trial keeps its imports and
+# CUDA context) unless SWEEPQ_WARM=0, as for `sweepq plan`'s local workers.
+case "${SWEEPQ_WARM:-1}" in
+    0 | false | no | off) worker_class="sweepq.worker.Worker" ;;
+    *) worker_class="sweepq.warm.WarmWorker" ;;
+esac
 plain=0
 gpus=""
 devices_arg=""

@@ -83,7 +83,7 @@ with open(os.path.join(here, "done"), "a") as f:
 """
 
 
-def _worker(url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
+def _worker(url: str, name: str, log: Path, worker_class: str = "sweepq.warm.WarmWorker") -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
             [
@@ -94,7 +94,7 @@ def _worker(url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
                 "-c",
                 "sweepq.rq_settings",
                 "-w",
-                "sweepq.worker.Worker",
+                worker_class,
                 "--name",
                 name,
                 "sweepq",
@@ -109,8 +109,9 @@ def _worker(url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("worker_class", ["sweepq.warm.WarmWorker", "sweepq.worker.Worker"])
 def test_kill9_of_the_primary_mid_sweep_fails_over_and_the_sweep_completes(
-    sentinels: SentinelSet, tmp_path: Path
+    sentinels: SentinelSet, tmp_path: Path, worker_class: str
 ) -> None:
     trials = 12
     url = sentinels.url
@@ -121,7 +122,10 @@ def test_kill9_of_the_primary_mid_sweep_fails_over_and_the_sweep_completes(
     thread = threading.Thread(target=lambda: result.append(planner.run()), daemon=True)
     thread.start()
     started = time.time()
-    procs = [_worker(url, f"sentinel-{i}-{time.monotonic_ns()}", tmp_path / f"worker-{i}.log") for i in range(2)]
+    procs = [
+        _worker(url, f"sentinel-{i}-{time.monotonic_ns()}", tmp_path / f"worker-{i}.log", worker_class)
+        for i in range(2)
+    ]
     done = tmp_path / "done"
     try:
         wait_for(lambda: done.exists() and len(done.read_text().splitlines()) >= 3, timeout=90, what="3 trials")

@@ -33,7 +33,8 @@ from abc import ABC, abstractmethod
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import selectors
-    from collections.abc import Callable, Mapping
+    import threading
+    from collections.abc import Mapping
     from typing import Any
 
     from sweepq.model import Sweep, Trial
@@ -294,11 +295,11 @@ class ChannelServer:
         self._listener.listen(16)
         self._listener.setblocking(False)
         self._conns: dict[int, _Conn] = {}
-        self._thread: Any = None
+        self._thread: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
         self._closed = False
         self.connected = False  # the program connected: it reports through the SDK
-        self._marked = False  # ... and Redis knows it (an attach or a log was served)
+        self._marked = False  # ... and Redis knows it (the log script marks on the first log)
         self._status: tuple[float, dict[str, Any]] | None = None  # (read at, answer) of the last status
 
     def write_attach(self, path: str) -> None:
@@ -370,26 +371,21 @@ class ChannelServer:
                 if len(conn.buffer) <= _MAX_LINE:
                     return True
                 # A line longer than any row: refused, and the connection with it.
-                self._reply(fd, {"error": f"a request longer than {_MAX_LINE} bytes"}, None)
+                self._reply(fd, {"error": f"a request longer than {_MAX_LINE} bytes"})
                 self._drop(fd)
                 return False
             line, conn.buffer = conn.buffer[:end], conn.buffer[end + 1 :]
-            self._reply(fd, *self._answer(line, deaf=conn.deaf))
+            self._reply(fd, self._answer(line, deaf=conn.deaf))
 
-    def _reply(self, fd: int, reply: dict[str, Any], after: Callable[[], object] | None) -> None:
-        """Send one reply, then do what follows it. A program that went away (it does not wait
-        for every answer) gets no more replies, but what it sent before is still served."""
+    def _reply(self, fd: int, reply: dict[str, Any]) -> None:
+        """Send one reply. A program that went away (it does not wait for every answer) gets no
+        more replies, but what it sent before is still served."""
         conn = self._conns[fd]
         if not conn.deaf:
             try:
                 conn.sock.sendall(_frame(reply))
             except OSError:
                 conn.deaf = True
-        if after is not None:
-            try:
-                after()
-            except Exception:  # noqa: BLE001, S110 - best effort, and the reply went out
-                pass
 
     def drain(self) -> None:
         """Accept what is still waiting and answer what is already sent (the program has
@@ -401,7 +397,7 @@ class ChannelServer:
             while fd in self._conns and self._readable(fd) and self.serve(fd):
                 pass
 
-    def _answer(self, line: bytes, *, deaf: bool) -> tuple[dict[str, Any], Callable[[], object] | None]:
+    def _answer(self, line: bytes, *, deaf: bool) -> dict[str, Any]:
         """The answer to one request line. A question nobody will read (`deaf`) is not asked of
         Redis, and the stop status is read from Redis at most every `_STATUS_EVERY` seconds: a
         program flooding its channel must not turn into a flood of Redis reads."""
@@ -412,16 +408,16 @@ class ChannelServer:
             request = json.loads(line)
             if request.get("op") == "status":
                 if deaf:
-                    return {}, None
+                    return {}
                 now = time.monotonic()
                 if self._status is None or now - self._status[0] > _STATUS_EVERY:
-                    self._status = (now, _serve(self.link, request)[0])
-                return self._status[1], None
+                    self._status = (now, _serve(self.link, request))
+                return self._status[1]
             answer = _serve(self.link, request)
-            self._marked = self._marked or request.get("op") in ("attach", "log")
+            self._marked = self._marked or request.get("op") == "log"
             return answer
         except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
-            return {"error": f"{type(err).__name__}: {err}"}, None
+            return {"error": f"{type(err).__name__}: {err}"}
 
     def _readable(self, fd: int) -> bool:
         import select
@@ -515,26 +511,24 @@ def _attach_reply(link: DirectLink) -> dict[str, Any]:
     }
 
 
-def _serve(link: DirectLink, req: Mapping[str, Any]) -> tuple[dict[str, Any], Callable[[], object] | None]:
-    """The reply to one request, and what to do once it is sent."""
+def _serve(link: DirectLink, req: Mapping[str, Any]) -> dict[str, Any]:
+    """The reply to one request."""
     from collections.abc import Mapping
 
     op = req.get("op")
-    if op == "attach":
-        # A program without the attach file asks (`SocketLink.attach`); the runner marks the
-        # trial after the reply, before the connection's next request is read.
-        return _attach_reply(link), lambda: link.annotate(sdk=1)
+    if op == "attach":  # a program without the attach file asks (`SocketLink.attach`)
+        return _attach_reply(link)
     if op == "log":
         value = req.get("value")
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         row = req.get("row")
         state, stop = link.log(int(req.get("step", 0)), row if isinstance(row, Mapping) else {}, number)
-        return {"state": state, "stop": stop}, None
+        return {"state": state, "stop": stop}
     if op == "annotate":
         fields = req.get("fields")
-        return {"ok": isinstance(fields, Mapping) and link.annotate(**dict(fields))}, None
+        return {"ok": isinstance(fields, Mapping) and link.annotate(**dict(fields))}
     if op == "status":
-        return {"stop": link.must_stop()}, None
+        return {"stop": link.must_stop()}
     raise ValueError(f"unknown request {op!r}")
 
 

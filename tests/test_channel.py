@@ -68,10 +68,10 @@ def test_the_channel_serves_only_its_own_attempt(r: redis.Redis, tmp_path: Path)
         link = SocketLink(path)
         attached = link.attach()
         assert attached.params == {"x": 0.5}
-        assert attached.marked  # the runner marks the trial, after its reply...
+        assert attached.marked  # the SDK need not mark the trial: its first log does...
         assert link.log(0, {"loss": 0.3}, 0.3) == ("running", "")  # sent, its answer not awaited
         assert not link.annotate(state="finished", reason="forged")  # not the program's to set
-        assert store.trial(sid, 0).uses_sdk  # ...before it served the next request
+        assert store.trial(sid, 0).uses_sdk  # ...served before the next request
         # A raw client gets a clear error for nonsense, and the server keeps serving.
         with socket.socket(socket.AF_UNIX) as raw:
             raw.connect(path)

@@ -15,8 +15,6 @@ launch.py) keeps working because the run config falls back to the parser module'
 attributes that are not config keys, which is safe in processes without a run.
 """
 
-from __future__ import annotations
-
 import sys
 
 # Not `typing.TYPE_CHECKING`: a trial program's `import sweepq` should not load `typing`.
@@ -115,9 +113,9 @@ if TYPE_CHECKING:
         watch,
     )
 
-    config: Any
-    run: Run | None
-    summary: Any
+    config: "Any"
+    run: "Run | None"
+    summary: "Any"
 
 _LAZY = {
     "ConfigError": "sweepq.errors",
@@ -139,7 +137,7 @@ _COMPAT = (
 _LAZY.update(dict.fromkeys(_COMPAT, "sweepq.wandb_compat"))
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sweepq' has no attribute {name!r}")
@@ -153,13 +151,13 @@ class _RunConfig:
     """`sweepq.config`: the current run's config (before `init()`, what `init()` will start
     from). Item and attribute access, as `wandb.config`."""
 
-    def _target(self) -> Any:
+    def _target(self) -> "Any":
         from sweepq import sdk
 
         run = sdk.current()
         return sdk._preinit if run is None else run.config
 
-    def __getattr__(self, key: str) -> Any:
+    def __getattr__(self, key: str) -> "Any":
         target = self._target()
         try:
             return getattr(target, key)
@@ -173,13 +171,13 @@ class _RunConfig:
                 return getattr(module, key)
             raise
 
-    def __setattr__(self, key: str, value: Any) -> None:
+    def __setattr__(self, key: str, value: "Any") -> None:
         setattr(self._target(), key, value)
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> "Any":
         return self._target()[key]
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: "Any") -> None:
         self._target()[key] = value
 
     def __delitem__(self, key: str) -> None:
@@ -188,7 +186,7 @@ class _RunConfig:
     def __contains__(self, key: object) -> bool:
         return key in self._target()
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> "Any":
         return iter(self._target())
 
     def __len__(self) -> int:
@@ -197,50 +195,50 @@ class _RunConfig:
     def __repr__(self) -> str:
         return repr(self._target())
 
-    def keys(self) -> Any:
+    def keys(self) -> "Any":
         return self._target().keys()
 
-    def items(self) -> Any:
+    def items(self) -> "Any":
         return self._target().items()
 
-    def values(self) -> Any:
+    def values(self) -> "Any":
         return self._target().values()
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: "Any" = None) -> "Any":
         return self._target().get(key, default)
 
 
 class _RunSummary:
     """`sweepq.summary`: the current run's summary (empty before `init()`)."""
 
-    def _target(self) -> Any:
+    def _target(self) -> "Any":
         from sweepq import sdk
 
         run = sdk.current()
         return sdk.Summary() if run is None else run.summary
 
-    def __getattr__(self, key: str) -> Any:
+    def __getattr__(self, key: str) -> "Any":
         return getattr(self._target(), key)
 
-    def __setattr__(self, key: str, value: Any) -> None:
+    def __setattr__(self, key: str, value: "Any") -> None:
         self._target()[key] = value
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> "Any":
         return self._target()[key]
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: "Any") -> None:
         self._target()[key] = value
 
     def __contains__(self, key: object) -> bool:
         return key in self._target()
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> "Any":
         return iter(self._target())
 
     def __repr__(self) -> str:
         return repr(self._target())
 
-    def update(self, *args: Any, **kwargs: Any) -> None:
+    def update(self, *args: "Any", **kwargs: "Any") -> None:
         self._target().update(*args, **kwargs)
 
 
@@ -252,22 +250,22 @@ class _Package(_ModuleType):
     """Properties beat the submodule attribute `import sweepq.config` sets on the package."""
 
     @property
-    def config(self) -> Any:
+    def config(self) -> "Any":
         return _CONFIG
 
     @config.setter
-    def config(self, value: Any) -> None:
+    def config(self, value: "Any") -> None:
         if not isinstance(value, _ModuleType):  # the import system's setattr is dropped
             raise AttributeError("sweepq.config is the run's config: set its keys instead")
 
     @property
-    def run(self) -> Any:
+    def run(self) -> "Any":
         from sweepq import sdk
 
         return sdk.current()
 
     @property
-    def summary(self) -> Any:
+    def summary(self) -> "Any":
         return _SUMMARY
 
 

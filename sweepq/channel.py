@@ -1,222 +1,45 @@
-"""The trial program's line to sweepq: its runner, not Redis.
+"""The runner's end of a trial program's line to sweepq (the program's end: `sweepq.link`).
 
-A subprocess program never gets a Redis credential. Its runner serves a Unix socket in the
-attempt's private temporary directory (`SWEEPQ_CHANNEL` names it) and answers a handful of
-requests, each fenced to the runner's own trial and attempt: so a program can neither write
-into another sweep's trial nor outlive its attempt, and the SDK's import costs nothing but the
-standard library (no redis-py, no asyncio) in every trial. In function mode the program runs
-inside the runner's process and `DirectLink` calls the store itself.
-
-The protocol: a request is one JSON object per line; a reply is a `marshal`led dict after its
-length (4 bytes, big-endian). The program never imports `json` (it pulls in `re`: ~4 ms of every
-trial): it writes its few request shapes itself (`to_json`) and reads replies with `marshal`, which
-start-up has loaded. `marshal` is only ever read by the program, from its own runner; the runner
-reads the program's requests with `json`, never `marshal`, since the program is not trusted.
-    {"op": "attach"}                                 -> {"sweep", "trial", "attempt", "params", "metric"}
-                                                        (the SDK reads it from `ATTACH_ENV`'s file instead)
-    {"op": "log", "step", "row", "value"}            -> {"state", "stop"}
-    {"op": "annotate", "fields": {...}}              -> {"ok"}
-    {"op": "status"}                                 -> {"stop"}  (true when the attempt must end)
+A subprocess program never gets a Redis credential. Its runner hands it one end of a connected
+socket (`link.FD_ENV`) and serves a Unix socket in the attempt's private temporary directory
+(`link.ENV`, for the processes the program starts), and answers a handful of requests, each
+fenced to the runner's own trial and attempt: so a program can neither write into another
+sweep's trial nor outlive its attempt. In function mode the program runs inside the runner's
+process and `DirectLink` calls the store itself. The runner reads the program's requests with
+`json`, never `marshal`, since the program is not trusted; its replies are `marshal`led (see
+`sweepq.link` for the protocol).
 """
 
 from __future__ import annotations
 
-import _socket
-import _thread
 import marshal
 import os
-from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
 
-# What a trial program imports is kept to the bare standard library (no `typing`, `socket`,
-# `dataclasses`, `threading`: ~10 ms together, paid by every trial): the server side imports
-# the rest when it is built, in the runner.
-TYPE_CHECKING = False
+from sweepq.link import ATTACH_ENV, ENV, FD_ENV, Attached, SocketLink, TrialLink, link_from_env, set_in_process, to_json
+
 if TYPE_CHECKING:
     import selectors
+    import socket
     import threading
     from collections.abc import Mapping
-    from typing import Any
 
     from sweepq.model import Sweep, Trial
     from sweepq.store import Store
 
-__all__ = ["ATTACH_ENV", "ENV", "Attached", "ChannelServer", "DirectLink", "SocketLink", "TrialLink", "link_from_env"]
-
-ENV = "SWEEPQ_CHANNEL"
-ATTACH_ENV = "SWEEPQ_ATTACH"  # the attach reply, written by the runner before the program starts
-_MAX_LINE = 16 * 1024 * 1024  # one log() row; bigger rows are refused, not buffered forever
-
-
-class Attached:
-    """What the program learns of its trial when it attaches."""
-
-    __slots__ = ("sweep_id", "number", "attempt", "params", "metric", "project", "entity", "marked")
-
-    def __init__(
-        self,
-        sweep_id: str,
-        number: int,
-        attempt: int,
-        params: dict[str, Any],
-        metric: str | None,
-        project: str | None = None,
-        entity: str | None = None,
-        marked: bool = False,
-    ) -> None:
-        self.sweep_id, self.number, self.attempt, self.params = sweep_id, number, attempt, params
-        self.metric, self.project, self.entity = metric, project, entity
-        self.marked = marked  # the trial is already marked as reporting through the SDK
-
-
-class TrialLink(ABC):
-    """How the SDK talks to its trial: four requests, all about its own attempt."""
-
-    @abstractmethod
-    def attach(self) -> Attached: ...
-
-    @abstractmethod
-    def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
-        """Append one row; returns (trial state, stop request or ''), as of this row or, for a
-        link that does not wait for its rows (`SocketLink`), as of the row before."""
-
-    @abstractmethod
-    def annotate(self, **fields: Any) -> bool: ...
-
-    @abstractmethod
-    def must_stop(self) -> bool: ...
-
-    def finish(self, summary: str) -> None:
-        """The run's last word, its summary (JSON text); nothing waits for the answer."""
-        self.annotate(summary=summary)
-
-
-_in_process: TrialLink | None = None
-
-
-def set_in_process(link: TrialLink | None) -> None:
-    """Function mode: the runner hands the SDK the link of the trial it is running in this very
-    process (its own store and records: no new connection, no read of what it already holds)."""
-    global _in_process
-    _in_process = link
-
-
-def link_from_env() -> TrialLink | None:
-    """The link a trial's environment offers: the runner's own (function mode, set by the runner),
-    the runner's socket, or Redis directly (a function run by a runner of another version);
-    None outside a sweep."""
-    if _in_process is not None:
-        return _in_process
-    path = os.environ.get(ENV)
-    if path:
-        return SocketLink(path)
-    if os.environ.get("SWEEPQ_REDIS_URL") and os.environ.get("SWEEPQ_SWEEP_ID") and os.environ.get("SWEEPQ_TRIAL"):
-        from sweepq.server import connect
-        from sweepq.store import Store
-
-        store = Store(connect(os.environ["SWEEPQ_REDIS_URL"], long_running=True))
-        return DirectLink(
-            store,
-            os.environ["SWEEPQ_SWEEP_ID"],
-            int(os.environ["SWEEPQ_TRIAL"]),
-            int(os.environ.get("SWEEPQ_ATTEMPT", "1")),
-        )
-    return None
-
-
-class SocketLink(TrialLink):
-    """The program's end: the standard library only.
-
-    A row is sent without waiting for its answer (the runner writes it to Redis while the
-    program goes on training, as wandb's own `log` does not wait either): `log` returns the
-    answer to the row before, so a stop request reaches the program one `log()` later than if
-    it waited (the runner's SIGTERM does not wait for it at all). Every other request waits,
-    after the answers still owed. The last word (`finish`) waits for nothing: the runner reads
-    what a program sent before it exited."""
-
-    def __init__(self, path: str) -> None:
-        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        self._sock.connect(path)
-        self._lock = _thread.allocate_lock()
-        self._buffer = b""
-        self._owed: list[str] = []  # ops whose answers are not read yet, oldest first
-        self._state = ("running", "")  # the last answer to a row
-
-    def _ask(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            self._catch_up(0)
-            self._send(request)
-            return self._answer()
-
-    def _send(self, request: Mapping[str, Any]) -> None:
-        self._sock.sendall(to_json(request).encode("utf-8", "surrogatepass") + b"\n")
-
-    def _catch_up(self, keep: int) -> None:
-        """Read the answers owed until at most `keep` are left."""
-        while len(self._owed) > keep:
-            op = self._owed.pop(0)
-            reply = self._answer()
-            if op == "log":
-                self._state = (str(reply["state"]), str(reply.get("stop") or ""))
-
-    def _answer(self) -> dict[str, Any]:
-        head = self._read(4)
-        frame = self._read(int.from_bytes(head, "big")) if len(head) == 4 else b""
-        if not frame:
-            raise ConnectionError("the sweepq runner closed the trial channel")
-        reply: dict[str, Any] = marshal.loads(frame)
-        if "error" in reply:
-            raise ValueError(f"sweepq runner: {reply['error']}")
-        return reply
-
-    def _read(self, n: int) -> bytes:
-        """Exactly `n` bytes of the reply stream (fewer when the runner closed the socket)."""
-        while len(self._buffer) < n:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                break
-            self._buffer += chunk
-        out, self._buffer = self._buffer[:n], self._buffer[n:]
-        return out
-
-    def attach(self) -> Attached:
-        r = None
-        path = os.environ.get(ATTACH_ENV)
-        if path:
-            try:
-                with open(path, "rb") as f:
-                    r = marshal.load(f)
-            except (OSError, EOFError, ValueError, TypeError):
-                r = None
-        if not isinstance(r, dict):
-            r = self._ask({"op": "attach"})
-        return Attached(
-            str(r["sweep"]),
-            int(r["trial"]),
-            int(r["attempt"]),
-            dict(r["params"]),
-            r.get("metric"),
-            r.get("project"),
-            r.get("entity"),
-            bool(r.get("sdk")),
-        )
-
-    def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
-        with self._lock:
-            self._send({"op": "log", "step": step, "row": row, "value": value})
-            self._owed.append("log")
-            self._catch_up(1)  # the row before's answer, which came while the program worked
-            return self._state
-
-    def annotate(self, **fields: Any) -> bool:
-        return bool(self._ask({"op": "annotate", "fields": fields})["ok"])
-
-    def must_stop(self) -> bool:
-        return bool(self._ask({"op": "status"})["stop"])
-
-    def finish(self, summary: str) -> None:
-        with self._lock:
-            self._send({"op": "annotate", "fields": {"summary": summary}})
-            self._owed.append("annotate")
+__all__ = [
+    "ATTACH_ENV",
+    "ENV",
+    "FD_ENV",
+    "Attached",
+    "ChannelServer",
+    "DirectLink",
+    "SocketLink",
+    "TrialLink",
+    "link_from_env",
+    "set_in_process",
+    "to_json",
+]
 
 
 class DirectLink(TrialLink):
@@ -272,17 +95,18 @@ class DirectLink(TrialLink):
 
 
 class ChannelServer:
-    """The runner's end: serves the program's requests for one attempt, on a Unix socket in the
-    attempt's private directory.
+    """The runner's end: serves the program's requests for one attempt, on the connected socket
+    the program inherits (`offer`) and on a Unix socket in the attempt's private directory.
 
     No thread per connection: the runner's own select loop (`runner._pump`, which also copies
     the program's output) serves it, `fileno()` readable -> `accept()`, a connection readable
     -> `serve(fd)`; a handler thread, the socket's file objects and the hand-offs between the
     two threads cost an SDK trial about 1 ms. `with` serves it from a loop thread of its own
-    (for callers without a loop). A connection is the SDK's `init()`, which needs no round trip
-    (its trial's facts are in the attach file): the trial is marked as reporting through the
-    SDK by its first `log()` (the log script), or on `close` if it connected and never logged;
-    its printed metrics stop counting when it connects (`connected`, for the output sink)."""
+    (for callers without a loop). The SDK's `init()` says "hello" and waits for nothing (its
+    trial's facts are in the attach file): the trial is marked as reporting through the SDK by
+    its first `log()` (the log script), or on `close` if it said hello and never logged; its
+    printed metrics stop counting from then on (`connected`, for the output sink). The run's
+    summary, its last word, is kept for the finish script (`summary`): one round trip fewer."""
 
     def __init__(self, store: Store, sweep: Sweep, trial: Trial, path: str) -> None:
         import socket
@@ -301,6 +125,27 @@ class ChannelServer:
         self.connected = False  # the program connected: it reports through the SDK
         self._marked = False  # ... and Redis knows it (the log script marks on the first log)
         self._status: tuple[float, dict[str, Any]] | None = None  # (read at, answer) of the last status
+        self.summary = ""  # the summary the program sent last (JSON text), for the finish script
+        self._offered: socket.socket | None = None  # the program's end of the connected pair
+
+    def offer(self) -> tuple[int, str]:
+        """A connected socket for the program to inherit: its descriptor (for Popen's
+        `pass_fds`) and the value of `FD_ENV` that names it. Call `handed_over` once the program
+        has started."""
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours.settimeout(_SEND_TIMEOUT)
+        self._conns[ours.fileno()] = _Conn(ours)
+        self._offered = theirs
+        return theirs.fileno(), f"{theirs.fileno()}:{os.fstat(theirs.fileno()).st_ino}"
+
+    def handed_over(self) -> None:
+        """The program holds its end now (or never will): the runner closes its copy, so the
+        connection ends when the program's last process does."""
+        if self._offered is not None:
+            self._offered.close()
+            self._offered = None
 
     def write_attach(self, path: str) -> None:
         """What the program's `init()` learns of its trial (`ATTACH_ENV` names the file): the
@@ -319,6 +164,8 @@ class ChannelServer:
         import selectors
 
         sel.register(self.fileno(), selectors.EVENT_READ, _LISTENER)
+        for fd in self._conns:
+            sel.register(fd, selectors.EVENT_READ, _CONNECTION)
 
     @staticmethod
     def owns(key: selectors.SelectorKey) -> bool:
@@ -375,7 +222,9 @@ class ChannelServer:
                 self._drop(fd)
                 return False
             line, conn.buffer = conn.buffer[:end], conn.buffer[end + 1 :]
-            self._reply(fd, self._answer(line, deaf=conn.deaf))
+            answer = self._answer(line, deaf=conn.deaf)
+            if answer is not None:
+                self._reply(fd, answer)
 
     def _reply(self, fd: int, reply: dict[str, Any]) -> None:
         """Send one reply. A program that went away (it does not wait for every answer) gets no
@@ -397,24 +246,35 @@ class ChannelServer:
             while fd in self._conns and self._readable(fd) and self.serve(fd):
                 pass
 
-    def _answer(self, line: bytes, *, deaf: bool) -> dict[str, Any]:
-        """The answer to one request line. A question nobody will read (`deaf`) is not asked of
-        Redis, and the stop status is read from Redis at most every `_STATUS_EVERY` seconds: a
-        program flooding its channel must not turn into a flood of Redis reads."""
+    def _answer(self, line: bytes, *, deaf: bool) -> dict[str, Any] | None:
+        """The answer to one request line (None: a request answered by nothing). A question
+        nobody will read (`deaf`) is not asked of Redis, and the stop status is read from Redis
+        at most every `_STATUS_EVERY` seconds: a program flooding its channel must not turn into
+        a flood of Redis reads."""
         import json
         import time
 
         try:
             request = json.loads(line)
-            if request.get("op") == "status":
+            op = request.get("op")
+            if op == "hello":
+                self.connected = True
+                return None
+            if op == "status":
                 if deaf:
                     return {}
                 now = time.monotonic()
                 if self._status is None or now - self._status[0] > _STATUS_EVERY:
                     self._status = (now, _serve(self.link, request))
                 return self._status[1]
+            fields = request.get("fields")
+            if op == "annotate" and isinstance(fields, dict) and list(fields) == ["summary"]:
+                if not isinstance(fields["summary"], str):
+                    raise TypeError("a summary is JSON text")
+                self.summary = fields["summary"]  # written by the finish script
+                return {"ok": True}
             answer = _serve(self.link, request)
-            self._marked = self._marked or request.get("op") == "log"
+            self._marked = self._marked or op == "log"
             return answer
         except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
             return {"error": f"{type(err).__name__}: {err}"}
@@ -467,6 +327,7 @@ class ChannelServer:
             os.close(self._wake[0])
             os.close(self._wake[1])
         self.drain()
+        self.handed_over()
         for fd in list(self._conns):
             self._drop(fd)
         if self.connected and not self._marked:  # init() and no log: still an SDK program
@@ -493,6 +354,7 @@ class _Conn:
 
 
 _SEND_TIMEOUT = 10.0
+_MAX_LINE = 16 * 1024 * 1024  # one log() row; bigger rows are refused, not buffered forever
 _STATUS_EVERY = 0.1  # seconds an answer to "status" is reused (the SDK itself asks every 0.2 s)
 _LISTENER, _CONNECTION = object(), object()  # what the server's keys in a select loop hold
 
@@ -542,33 +404,3 @@ def _frame(reply: Mapping[str, Any]) -> bytes:
 
         data = marshal.dumps(json.loads(json.dumps(reply, default=str)))
     return len(data).to_bytes(4, "big") + data
-
-
-# JSON string escapes: the quote, the backslash and every control character.
-_ESCAPES = {**{c: f"\\u{c:04x}" for c in range(32)}, ord('"'): '\\"', ord("\\"): "\\\\"}
-
-
-def to_json(value: Any) -> str:
-    """`json.dumps(value, default=str)` for what the SDK sends (JSON values, rows of them),
-    without importing json. NaN and infinities are written as json.dumps writes them."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        if value != value:
-            return "NaN"
-        if value in (float("inf"), float("-inf")):
-            return "Infinity" if value > 0 else "-Infinity"
-        return float.__repr__(value)
-    if isinstance(value, str):
-        return '"' + value.translate(_ESCAPES) + '"'
-    if isinstance(value, dict):
-        return "{" + ",".join(to_json(str(k)) + ":" + to_json(v) for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(to_json(v) for v in value) + "]"
-    return to_json(str(value))

@@ -68,6 +68,7 @@ class Outcome:
     outcome: str = "finished"
     exit_code: int | None = None
     reason: str = ""
+    summary: str = ""  # the run summary the program sent last (JSON text), written by the finish
 
 
 def run_trial(sweep_id: str, number: int, attempt: int) -> str:
@@ -127,6 +128,7 @@ def execute(
             sink.flush()
         except Exception:  # noqa: BLE001 - the outcome must still be recorded below
             traceback.print_exc()
+    summary = result.summary
     result, checks = _settle(sweep, beat, result)
 
     def finish(result: Outcome, checks: str) -> Transition:
@@ -139,6 +141,7 @@ def execute(
             reason=result.reason,
             token=token,
             checks=checks,
+            summary=summary,
         )
 
     final = finish(result, checks)
@@ -337,15 +340,18 @@ def _run_program(
         server = channel.ChannelServer(store, sweep, trial, full_env[channel.ENV])
         full_env[channel.ATTACH_ENV] = str(tmp / "attach")
         server.write_attach(full_env[channel.ATTACH_ENV])
+        inherited, full_env[channel.FD_ENV] = server.offer()
         own_group = os.getpgrp() == os.getpid()
         if own_group:  # in a work horse
             _arm_parent_death()
         reaping = own_group and _reaper.become_subreaper()  # before the program can leave the group
         try:
-            proc = _start(argv, env=full_env, cwd=cwd, own_group=own_group)
+            proc = _start(argv, env=full_env, cwd=cwd, own_group=own_group, pass_fds=(inherited,))
         except OSError as err:
             server.close()
             return Outcome("failed", None, f"cannot start {argv[0]!r}: {err.strerror or err}")
+        finally:
+            server.handed_over()
         pgid = os.getpgrp() if own_group else proc.pid
         shielded = not own_group
         if own_group and threading.current_thread() is threading.main_thread():
@@ -360,7 +366,9 @@ def _run_program(
             rc, tail = _pump(proc, server, sink, killer)
         finally:
             server.close()
-        return _outcome_of(rc, tail)
+        outcome = _outcome_of(rc, tail)
+        outcome.summary = server.summary
+        return outcome
     finally:
         _remove_dir(tmp)
 
@@ -473,7 +481,9 @@ def shield(_signum: int, _frame: Any) -> None:
     """SIGTERM's handler in a work horse: the group kill of a program must not end the horse."""
 
 
-def _start(argv: list[str], *, env: dict[str, str], cwd: str, own_group: bool) -> subprocess.Popen[bytes]:
+def _start(
+    argv: list[str], *, env: dict[str, str], cwd: str, own_group: bool, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
     """Start the program with a parent-death signal (it dies with its runner even when worker
     and horse are killed together). Through util-linux's `setpriv --pdeathsig` where there is
     one: then Popen can vfork, and a trial's start costs ~2 ms less than with a `preexec_fn`,
@@ -499,6 +509,7 @@ def _start(argv: list[str], *, env: dict[str, str], cwd: str, own_group: bool) -
         env=env,
         cwd=cwd,
         close_fds=True,
+        pass_fds=pass_fds,
         preexec_fn=preexec,
         process_group=None if own_group else 0,
     )

@@ -8,8 +8,6 @@ also sends SIGTERM at once). Outside a sweep everything works in memory, so scri
 runnable by hand.
 """
 
-from __future__ import annotations
-
 import atexit
 import os
 import time
@@ -22,7 +20,7 @@ TYPE_CHECKING = False  # not `typing`'s: every trial program imports this module
 if TYPE_CHECKING:
     from typing import Any
 
-    from sweepq.channel import TrialLink
+    from sweepq.link import TrialLink
 
     _ConfigBase = MutableMapping[str, Any]
     _DictBase = dict[str, Any]
@@ -40,38 +38,38 @@ class Stopped(Exception):  # noqa: N818 - the name users catch, as in "the trial
 class Config(_ConfigBase):
     """Parameters with item and attribute access; nested groups are Configs too."""
 
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, data: "Mapping[str, Any] | None" = None) -> None:
         object.__setattr__(self, "_data", {})
         self.update(data or {})
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> "Any":
         return self._data[key]
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: "Any") -> None:
         self._data[key] = _Group(value) if isinstance(value, Mapping) else value
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> "Iterator[str]":
         return iter(self._data)
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def __getattr__(self, key: str) -> Any:
+    def __getattr__(self, key: str) -> "Any":
         try:
             return self._data[key]
         except KeyError:
             raise AttributeError(key) from None
 
-    def __setattr__(self, key: str, value: Any) -> None:
+    def __setattr__(self, key: str, value: "Any") -> None:
         self[key] = value
 
     def __repr__(self) -> str:
         return f"Config({self.as_dict()!r})"
 
-    def update(self, *args: Any, allow_val_change: bool | None = None, **kwargs: Any) -> None:
+    def update(self, *args: "Any", allow_val_change: "bool | None" = None, **kwargs: "Any") -> None:
         """Merge, nested groups included (wandb's `allow_val_change` is accepted and ignored);
         like wandb, takes a dict, an argparse Namespace or any object with attributes."""
         for key, value in {**(config_dict(args[0]) if args else {}), **kwargs}.items():
@@ -81,7 +79,7 @@ class Config(_ConfigBase):
             else:
                 self[key] = value
 
-    def setdefaults(self, defaults: Any) -> None:
+    def setdefaults(self, defaults: "Any") -> None:
         """wandb's `config.setdefaults`: set only the keys not already there (a sweep's win)."""
         for key, value in config_dict(defaults).items():
             if key not in self._data:
@@ -90,7 +88,7 @@ class Config(_ConfigBase):
     def persist(self) -> None:
         """wandb's `config.persist()`: nothing to write here (the trial's parameters are in Redis)."""
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> "dict[str, Any]":
         return {k: v.as_dict() if isinstance(v, _Group) else v for k, v in self._data.items()}
 
 
@@ -98,19 +96,19 @@ class _Group(_DictBase):
     """A nested parameter group: a real dict (as in wandb.config, so json.dumps works) that also
     has attribute access (`config.optimizer.lr`)."""
 
-    def __init__(self, data: Mapping[str, Any]) -> None:
+    def __init__(self, data: "Mapping[str, Any]") -> None:
         super().__init__({k: _Group(v) if isinstance(v, Mapping) else v for k, v in data.items()})
 
-    def __getattr__(self, key: str) -> Any:
+    def __getattr__(self, key: str) -> "Any":
         try:
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
 
-    def __setattr__(self, key: str, value: Any) -> None:
+    def __setattr__(self, key: str, value: "Any") -> None:
         self[key] = _Group(value) if isinstance(value, Mapping) else value
 
-    def merge(self, data: Mapping[str, Any]) -> None:
+    def merge(self, data: "Mapping[str, Any]") -> None:
         for key, value in data.items():
             current = self.get(key)
             if isinstance(current, _Group) and isinstance(value, Mapping):
@@ -118,11 +116,11 @@ class _Group(_DictBase):
             else:
                 self[key] = _Group(value) if isinstance(value, Mapping) else value
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> "dict[str, Any]":
         return {k: v.as_dict() if isinstance(v, _Group) else v for k, v in self.items()}
 
 
-def config_dict(source: Any) -> dict[str, Any]:
+def config_dict(source: "Any") -> "dict[str, Any]":
     """What `init(config=)` takes in wandb: a mapping, a YAML/JSON file path (wandb's
     `{name: {value: v}}` files too), an argparse Namespace, or any object with attributes."""
     if source is None:
@@ -136,7 +134,7 @@ def config_dict(source: Any) -> dict[str, Any]:
     raise TypeError(f"config must be a dict, a YAML path or an object with attributes, not {type(source).__name__}")
 
 
-def _config_file(path: str) -> dict[str, Any]:
+def _config_file(path: str) -> "dict[str, Any]":
     import yaml  # type: ignore[import-untyped,unused-ignore]
 
     with open(path, encoding="utf-8") as f:
@@ -156,22 +154,22 @@ class Summary(_DictBase):
         self._rules: list[tuple[str, tuple[str, ...], str]] = []
         self._seen: dict[str, dict[str, float]] = {}
 
-    def __getattr__(self, key: str) -> Any:
+    def __getattr__(self, key: str) -> "Any":
         try:
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
 
-    def __setattr__(self, key: str, value: Any) -> None:
+    def __setattr__(self, key: str, value: "Any") -> None:
         if key.startswith("_"):
             object.__setattr__(self, key, value)
         else:
             self[key] = value
 
-    def define(self, name: str, aggregations: tuple[str, ...], goal: str) -> None:
+    def define(self, name: str, aggregations: "tuple[str, ...]", goal: str) -> None:
         self._rules.insert(0, (name, aggregations, goal))
 
-    def _rule(self, key: str) -> tuple[tuple[str, ...], str] | None:
+    def _rule(self, key: str) -> "tuple[tuple[str, ...], str] | None":
         for name, aggs, goal in self._rules:
             if key == name:
                 return aggs, goal
@@ -182,7 +180,7 @@ class Summary(_DictBase):
                     return aggs, goal
         return None
 
-    def _record(self, row: Mapping[str, Any]) -> None:
+    def _record(self, row: "Mapping[str, Any]") -> None:
         for key, value in row.items():
             rule = self._rule(key)
             if rule is None:
@@ -215,16 +213,16 @@ class Run:
 
     def __init__(
         self,
-        config: Mapping[str, Any],
+        config: "Mapping[str, Any]",
         *,
-        name: str | None = None,
-        project: str | None = None,
-        entity: str | None = None,
-        dir: str | None = None,  # noqa: A002 - wandb's keyword
-        tags: Any = None,
-        notes: str | None = None,
-        group: str | None = None,
-        job_type: str | None = None,
+        name: "str | None" = None,
+        project: "str | None" = None,
+        entity: "str | None" = None,
+        dir: "str | None" = None,  # noqa: A002 - wandb's keyword
+        tags: "Any" = None,
+        notes: "str | None" = None,
+        group: "str | None" = None,
+        job_type: "str | None" = None,
     ) -> None:
         self.config = Config(config)
         self.summary = Summary()
@@ -272,25 +270,25 @@ class Run:
     def path(self) -> str:
         return "/".join(p for p in (self.entity, self.project, self.id) if p)
 
-    def get_url(self) -> str | None:
+    def get_url(self) -> "str | None":
         return self.url
 
-    def get_project_url(self) -> str | None:
+    def get_project_url(self) -> "str | None":
         return None
 
-    def get_sweep_url(self) -> str | None:
+    def get_sweep_url(self) -> "str | None":
         return None
 
     def define_metric(
         self,
         name: str,
-        step_metric: Any = None,
-        step_sync: bool | None = None,
-        hidden: bool | None = None,
-        summary: str | None = None,
-        goal: str | None = None,
-        overwrite: bool | None = None,
-    ) -> Any:
+        step_metric: "Any" = None,
+        step_sync: "bool | None" = None,
+        hidden: "bool | None" = None,
+        summary: "str | None" = None,
+        goal: "str | None" = None,
+        overwrite: "bool | None" = None,
+    ) -> "Any":
         """wandb's define_metric: `summary=` ("min", "max", "mean", "first", "last", "best",
         "none", comma-separated) and `goal=` shape `run.summary[name]`; the rest is accepted."""
         from sweepq import wandb_compat
@@ -300,34 +298,34 @@ class Run:
             self.summary.define(name, aggs, goal or "minimize")
         return wandb_compat.Metric(name, step_metric=step_metric, summary=summary, goal=goal)
 
-    def save(self, glob_str: Any = None, base_path: Any = None, policy: str = "live") -> bool:
+    def save(self, glob_str: "Any" = None, base_path: "Any" = None, policy: str = "live") -> bool:
         """Accepted and ignored: files stay where the script wrote them."""
         return True
 
-    def log_artifact(self, artifact: Any, name: str | None = None, type: str | None = None, **_: Any) -> Any:  # noqa: A002
+    def log_artifact(self, artifact: "Any", name: "str | None" = None, type: "str | None" = None, **_: "Any") -> "Any":  # noqa: A002
         return artifact
 
-    def use_artifact(self, artifact_or_name: Any, type: str | None = None, **_: Any) -> Any:  # noqa: A002
+    def use_artifact(self, artifact_or_name: "Any", type: "str | None" = None, **_: "Any") -> "Any":  # noqa: A002
         from sweepq import wandb_compat
 
         return wandb_compat.use_artifact(artifact_or_name, type=type)
 
-    def link_artifact(self, *args: Any, **kwargs: Any) -> None:
+    def link_artifact(self, *args: "Any", **kwargs: "Any") -> None:
         return None
 
-    def log_code(self, *args: Any, **kwargs: Any) -> None:
+    def log_code(self, *args: "Any", **kwargs: "Any") -> None:
         return None
 
-    def log_model(self, *args: Any, **kwargs: Any) -> None:
+    def log_model(self, *args: "Any", **kwargs: "Any") -> None:
         return None
 
-    def watch(self, *args: Any, **kwargs: Any) -> None:
+    def watch(self, *args: "Any", **kwargs: "Any") -> None:
         return None
 
-    def unwatch(self, *args: Any, **kwargs: Any) -> None:
+    def unwatch(self, *args: "Any", **kwargs: "Any") -> None:
         return None
 
-    def alert(self, title: str = "", text: str = "", level: Any = None, wait_duration: Any = None) -> None:
+    def alert(self, title: str = "", text: str = "", level: "Any" = None, wait_duration: "Any" = None) -> None:
         """Printed to stderr (there is no W&B to notify): the trial's output keeps it."""
         import sys
 
@@ -338,7 +336,7 @@ class Run:
 
     # --- wandb-shaped API ---------------------------------------------------------------------
 
-    def log(self, data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+    def log(self, data: "Mapping[str, Any]", step: "int | None" = None, commit: "bool | None" = None) -> None:
         """Record one row, with wandb's rules: rows merge until committed; `commit` defaults to
         True without `step` and False with it; a larger `step` commits the pending row first;
         a step below the current one is ignored with a warning."""
@@ -370,14 +368,14 @@ class Run:
         if self._link is not None:
             self._send(row, step_now)
 
-    def finish(self, exit_code: int | None = None) -> None:
+    def finish(self, exit_code: "int | None" = None) -> None:
         if self._finished:
             return
         if self._pending:
             self._commit()
         self._finished = True
         if self._link is not None:
-            from sweepq.channel import to_json  # json.dumps(default=str) without json and re
+            from sweepq.link import to_json  # json.dumps(default=str) without json and re
 
             self._link.finish(to_json(self.summary))
 
@@ -397,15 +395,15 @@ class Run:
         if self._link is not None:
             self._link.annotate(preempting=1)
 
-    def __enter__(self) -> Run:
+    def __enter__(self) -> "Run":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: "Any") -> None:
         self.finish()
 
     # --- inside a sweep -----------------------------------------------------------------------
 
-    def _attach(self, link: TrialLink) -> None:
+    def _attach(self, link: "TrialLink") -> None:
         trial = link.attach()
         self._link = link
         self.sweep_id, self.number, self._attempt = trial.sweep_id, trial.number, trial.attempt
@@ -418,7 +416,7 @@ class Run:
         if not trial.marked:
             link.annotate(sdk=1)
 
-    def _send(self, row: Mapping[str, Any], step: int) -> None:
+    def _send(self, row: "Mapping[str, Any]", step: int) -> None:
         assert self._link is not None
         value = _number(_lookup(row, self._metric)) if self._metric else None
         state, stop = self._link.log(step, row, value)
@@ -428,7 +426,7 @@ class Run:
             raise Stopped(f"trial {self.id} was stopped ({why})")
 
 
-def _lookup(row: Mapping[str, Any], name: str) -> Any:
+def _lookup(row: "Mapping[str, Any]", name: str) -> "Any":
     """The metric by its exact key, else by a dotted path into nested dicts."""
     if name in row:
         return row[name]
@@ -440,7 +438,7 @@ def _lookup(row: Mapping[str, Any], name: str) -> Any:
     return node
 
 
-def _number(value: Any) -> float | None:
+def _number(value: "Any") -> "float | None":
     """A finite number for decisions; anything else (strings, NaN, tensors of many) is None."""
     if isinstance(value, bool) or value is None:
         return None
@@ -463,8 +461,8 @@ def _number(value: Any) -> float | None:
 _INF = float("inf")
 
 
-_current: Run | None = None
-_warned: set[str] = set()
+_current: "Run | None" = None
+_warned: "set[str]" = set()
 
 
 def _warn_once(message: str) -> None:
@@ -475,13 +473,13 @@ def _warn_once(message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def _plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def _plain_row(row: "Mapping[str, Any]") -> "dict[str, Any]":
     """A logged row as JSON-able data: numbers (numpy/torch scalars too), strings, nested
     dicts; media and other objects become a short text such as `<Table>`."""
     return {str(k): _plain_value(v) for k, v in row.items()}
 
 
-def _plain_value(value: Any) -> Any:
+def _plain_value(value: "Any") -> "Any":
     if value is None or isinstance(value, (bool, str, int, float)):
         return value
     if isinstance(value, Mapping):
@@ -494,26 +492,26 @@ def _plain_value(value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
-def current() -> Run | None:
+def current() -> "Run | None":
     """The run of this process, if `init()` was called (also what `sweepq.run` gives)."""
     return _current
 
 
 def init(
-    config: Any = None,
+    config: "Any" = None,
     *,
-    name: str | None = None,
-    project: str | None = None,
-    entity: str | None = None,
-    dir: str | None = None,  # noqa: A002 - wandb's keyword
-    tags: Any = None,
-    notes: str | None = None,
-    group: str | None = None,
-    job_type: str | None = None,
-    config_exclude_keys: Any = None,
-    config_include_keys: Any = None,
-    **_wandb_kwargs: Any,
-) -> Run:
+    name: "str | None" = None,
+    project: "str | None" = None,
+    entity: "str | None" = None,
+    dir: "str | None" = None,  # noqa: A002 - wandb's keyword
+    tags: "Any" = None,
+    notes: "str | None" = None,
+    group: "str | None" = None,
+    job_type: "str | None" = None,
+    config_exclude_keys: "Any" = None,
+    config_include_keys: "Any" = None,
+    **_wandb_kwargs: "Any",
+) -> "Run":
     """Start a run, as `wandb.init`: `config` is a dict, a YAML path, an argparse Namespace or
     any object with attributes; inside a sweep trial the trial's parameters override it.
     wandb's other keywords (mode, reinit, resume, settings, id, save_code...) are accepted."""
@@ -539,7 +537,7 @@ def init(
         job_type=job_type,
     )
     _preinit.clear()
-    from sweepq.channel import link_from_env
+    from sweepq.link import link_from_env
 
     link = link_from_env()
     if link is not None:
@@ -552,11 +550,11 @@ def init(
 _preinit = Config()
 
 
-def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = None) -> None:
+def log(data: "Mapping[str, Any]", step: "int | None" = None, commit: "bool | None" = None) -> None:
     (_current or init()).log(data, step=step, commit=commit)
 
 
-def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
+def finish(exit_code: "int | None" = None, quiet: "bool | None" = None) -> None:
     finish_current()
 
 

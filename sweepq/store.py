@@ -518,13 +518,16 @@ class Store:
         reason: str = "",
         token: str = "",
         checks: str = "",
+        summary: str = "",
     ) -> Transition:
         """Record the end of an attempt: the state it ended in ('queued' when requeued as a new
         attempt, whose record comes back for enqueueing; 'stale' when a newer attempt, or another
         claim of this attempt, owns it). `checks` are the runner's (see finish.lua): 'preempt',
-        or 'metric', which may answer 'unlogged' and change nothing."""
+        or 'metric', which may answer 'unlogged' and change nothing. `summary` (JSON text, the
+        program's last word through its channel) is written with it, by the attempt that owns
+        the trial only."""
         code = "" if exit_code is None else exit_code
-        args = [attempt, outcome, code, reason, self.now(), token, checks]
+        args = [attempt, outcome, code, reason, self.now(), token, checks, summary]
         return self._transition(sweep_id, number, "finish", args)
 
     def expire(self, sweep_id: str, number: int, *, attempt: int, cutoff: float, max_attempts: int) -> Transition:

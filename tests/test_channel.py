@@ -94,7 +94,7 @@ def test_the_channel_serves_only_its_own_attempt(r: redis.Redis, tmp_path: Path)
 def test_the_programs_requests_read_back_as_json_dumps_would_write_them() -> None:
     """The SDK writes its requests without the json module (`channel.to_json`): the runner must read
     back exactly what `json.dumps(..., default=str)` would have sent, for every value a row holds."""
-    from sweepq.channel import to_json
+    from sweepq.link import to_json
 
     class Odd:
         def __str__(self) -> str:
@@ -132,7 +132,8 @@ LEAN_PROGRAM = """
 import atexit, sys
 # Registered first, so it runs last: after the SDK's own exit hook has sent the summary. What a
 # bare start already loaded (an editable install's finder loads re, say) does not count.
-COSTLY = {"json", "re", "fnmatch", "importlib", "collections", "typing", "numbers", "math"}
+COSTLY = {"json", "re", "fnmatch", "importlib", "collections", "typing", "numbers", "math", "_socket", "__future__",
+          "sweepq.channel"}
 BARE = set(sys.modules)
 atexit.register(lambda: print("LOADED", sorted((set(sys.modules) - BARE) & COSTLY)))
 import sweepq
@@ -145,7 +146,8 @@ def test_an_sdk_trial_loads_no_json_re_or_importlib_from_start_to_exit(
     r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
     """Every subprocess trial that uses the SDK pays what its import, init, log and exit load:
-    none of the modules that cost milliseconds at start-up (issue 13)."""
+    none of the modules that cost milliseconds at start-up (issue 13), nor `_socket` (it talks
+    over the socket it inherited) or the runner's end of the channel."""
     store = Store(r)
     sid = _sweep(store, tmp_path, LEAN_PROGRAM)
     assert execute(store, sid, 0, attempt=1, url=redis_url, worker="w") == "finished"
@@ -214,7 +216,7 @@ def test_init_reads_its_trial_from_the_attach_file_and_the_first_log_marks_the_t
     connection the runner never got to accept) is marked when the channel closes."""
     import threading
 
-    from sweepq.channel import ATTACH_ENV
+    from sweepq.link import ATTACH_ENV
 
     store = Store(r)
     sid = _sweep(store, tmp_path, "")
@@ -304,3 +306,34 @@ def test_a_program_that_floods_its_channel_and_never_reads_cannot_hold_its_runne
     assert time.monotonic() - started < 10  # was 17 s when every status read Redis
     trial = store.trial(sid, 0)
     assert trial.uses_sdk and trial.best == 1.0
+
+
+def test_a_process_the_program_starts_reports_through_the_socket_file(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """The program inherits a connected socket; a launcher's child does not (Python's subprocess
+    closes descriptors it was not told to pass) and connects to the socket file instead."""
+    store = Store(r)
+    child = "import sweepq; sweepq.init(); sweepq.log({'loss': 0.25})"
+    program = f"import subprocess, sys\nsubprocess.run([sys.executable, '-c', {child!r}], check=True)\n"
+    sid = _sweep(store, tmp_path, program)
+    assert execute(store, sid, 0, attempt=1, url=redis_url, worker="w") == "finished"
+    trial = store.trial(sid, 0)
+    assert trial.uses_sdk and trial.history_len == 1 and trial.best == 0.25
+
+
+def test_the_inherited_socket_is_used_only_if_it_is_the_runners(tmp_path: Path) -> None:
+    """A descriptor number in the environment is trusted only when it is open, a socket, and the
+    inode the runner wrote: a child whose number now holds a file must not write into it."""
+    import os
+
+    from sweepq.link import _inherited
+
+    a, b = socket.socketpair()
+    with a, b, open(tmp_path / "f", "wb") as f:
+        inode = os.fstat(b.fileno()).st_ino
+        assert _inherited(f"{b.fileno()}:{inode}") == b.fileno()
+        assert _inherited(f"{a.fileno()}:{inode}") is None  # another socket
+        assert _inherited(f"{f.fileno()}:{os.fstat(f.fileno()).st_ino}") is None  # a file
+        assert _inherited(f"{b.fileno() + 1000}:{inode}") is None  # not open
+        assert _inherited("") is None and _inherited("3") is None and _inherited("x:y") is None

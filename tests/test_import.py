@@ -56,13 +56,17 @@ def test_config_core_imports_no_redis_rq_or_optuna() -> None:
 
 def test_a_trial_programs_sdk_path_loads_only_the_bare_standard_library() -> None:
     # Every subprocess trial that calls sweepq.init()/log() pays this import (issue 13: SDK
-    # programs <= 2x the floor): no typing, dataclasses, socket/socketserver or threading,
-    # beyond what a bare interpreter already loaded.
+    # programs <= 2x the floor): no typing, dataclasses, socket/socketserver or threading, no
+    # `from __future__` and not the runner's end of the channel, beyond what a bare interpreter
+    # already loaded.
     bare, _ = _loaded_after("pass")
-    modules, importtime = _loaded_after("import sweepq, sweepq.sdk, sweepq.channel")
+    modules, importtime = _loaded_after("import sweepq, sweepq.sdk, sweepq.link")
     added = modules - bare
     costly = ("typing", "dataclasses", "inspect", "socket", "socketserver", "threading", "asyncio", "yaml", *HEAVY)
-    assert not sorted(m for m in added if m.split(".")[0] in costly), f"{sorted(added)}\n{importtime[-3000:]}"
+    costly += ("__future__", "_socket", "sweepq.channel")
+    assert not sorted(m for m in added if m.split(".")[0] in costly or m in costly), (
+        f"{sorted(added)}\n{importtime[-3000:]}"
+    )
     # `_loaded_after` prints through json, so json is in `bare`: look for it without json, and
     # against a bare start without json (an editable install's finder loads re at start-up).
     import ast
@@ -73,7 +77,7 @@ def test_a_trial_programs_sdk_path_loads_only_the_bare_standard_library() -> Non
         assert out.returncode == 0, out.stderr
         return set(ast.literal_eval(out.stdout))
 
-    added = loaded("import sweepq, sweepq.sdk, sweepq.channel") - loaded("pass")
+    added = loaded("import sweepq, sweepq.sdk, sweepq.link") - loaded("pass")
     assert not added & {"json", "re", "collections"}, sorted(added & {"json", "re", "collections"})
 
 

@@ -10,7 +10,7 @@
 -- KEYS: prelude's seven.
 -- ARGV: attempt, outcome (finished|failed|crashed|requeue), exit code or '', reason, now, token
 --       ('' = no token check; else a runner whose claim was replaced gets 'stale'),
---       checks ('' | 'preempt' | 'metric')
+--       checks ('' | 'preempt' | 'metric'), the run summary ('' = none sent)
 -- Returns: reply(final state) | reply('queued') | 'stale' | 'missing' | 'unlogged' | reply(current state)
 local attempt, outcome, code, reason, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local checks = ARGV[7] or ''
@@ -34,6 +34,7 @@ if checks ~= '' then
     return {'unlogged'}
   end
 end
+if (ARGV[8] or '') ~= '' then redis.call('HSET', trial, 'summary', ARGV[8]) end
 local stop = stopped_as(redis.call('HGET', trial, 'stop'))
 if stop then
   outcome, reason = stop, redis.call('HGET', trial, 'stop_reason') or reason

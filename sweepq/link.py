@@ -99,7 +99,7 @@ def link_from_env() -> "TrialLink | None":
     fd = _inherited(os.environ.pop(FD_ENV, ""))
     path = os.environ.get(ENV)
     if fd is not None or path:
-        return SocketLink(path or "", fd=fd)
+        return SocketLink(path, fd=fd)
     if os.environ.get("SWEEPQ_REDIS_URL") and os.environ.get("SWEEPQ_SWEEP_ID") and os.environ.get("SWEEPQ_TRIAL"):
         from sweepq.channel import DirectLink
         from sweepq.server import connect
@@ -125,7 +125,7 @@ def _inherited(spec: str) -> "int | None":
         return None
     try:
         st = os.fstat(int(number))
-    except OSError:
+    except (OSError, OverflowError):
         return None
     return int(number) if st.st_mode & 0o170000 == 0o140000 and st.st_ino == int(inode) else None
 
@@ -140,9 +140,12 @@ class SocketLink(TrialLink):
     after the answers still owed. The last word (`finish`) waits for nothing: the runner reads
     what a program sent before it exited."""
 
-    def __init__(self, path: str, *, fd: "int | None" = None) -> None:
+    def __init__(self, path: "str | None" = None, *, fd: "int | None" = None) -> None:
+        """Over the connected socket `fd` (inherited), else a new connection to `path`."""
         self._sock = None
         if fd is None:
+            if not path:
+                raise ValueError("SocketLink needs a socket file or an inherited descriptor")
             import _socket
 
             self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)

@@ -337,3 +337,4 @@ def test_the_inherited_socket_is_used_only_if_it_is_the_runners(tmp_path: Path) 
         assert _inherited(f"{f.fileno()}:{os.fstat(f.fileno()).st_ino}") is None  # a file
         assert _inherited(f"{b.fileno() + 1000}:{inode}") is None  # not open
         assert _inherited("") is None and _inherited("3") is None and _inherited("x:y") is None
+        assert _inherited(f"{10**30}:{inode}") is None

@@ -136,6 +136,26 @@ def test_annotate_is_fenced_and_limited_to_the_attempts_own_fields(r: redis.Redi
     assert trial.preempting and trial.summary == {"acc": 1} and trial.state == "running"
 
 
+def test_the_summary_a_finish_carries_is_written_by_the_attempt_that_owns_the_trial_only(r: redis.Redis) -> None:
+    """The runner hands the program's last word to the finish script (one round trip fewer):
+    a superseded attempt's summary, or one that answers 'unlogged', writes nothing, and a
+    requeued trial's next attempt starts without its predecessor's."""
+    store, sid = _store(r)
+    store.create_trial(sid, 0, params={"lr": 0.01}, encoded={})
+    store.claim(sid, 0, attempt=1, worker="w1", host="h")
+    assert (
+        store.finish(sid, 0, attempt=1, outcome="finished", checks="metric", summary='{"acc": 1}').status == "unlogged"
+    )
+    assert store.trial(sid, 0).summary == {}
+    assert store.finish(sid, 0, attempt=1, outcome="requeue", summary='{"acc": 2}').status == "queued"
+    assert store.finish(sid, 0, attempt=1, outcome="finished", summary='{"acc": 3}').status == "stale"
+    trial = store.trial(sid, 0)
+    assert trial.attempt == 2 and trial.summary == {}
+    store.claim(sid, 0, attempt=2, worker="w1", host="h")
+    assert store.finish(sid, 0, attempt=2, outcome="finished", summary='{"acc": 4}').status == "finished"
+    assert store.trial(sid, 0).summary == {"acc": 4}
+
+
 def test_leases_have_one_holder(r: redis.Redis) -> None:
     store, sid = _store(r)
     assert store.acquire_lease(sid, "planner", "a", ttl=5)

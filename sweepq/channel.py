@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     import selectors
     import socket
     import threading
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from sweepq.model import Sweep, Trial
-    from sweepq.store import Store
+    from sweepq.store import LogRecord, Store
 
 __all__ = [
     "ATTACH_ENV",
@@ -81,10 +81,16 @@ class DirectLink(TrialLink):
     def log(self, step: int, row: Mapping[str, Any], value: float | None) -> tuple[str, str]:
         from sweepq.store import LogRecord
 
-        state, stop = self.store.log(
-            self._get_sweep(), self.number, attempt=self.attempt, records=[LogRecord(step, row, value)]
-        )
+        return self.log_records([LogRecord(step, row, value)])
+
+    def log_records(self, records: Sequence[LogRecord]) -> tuple[str, str]:
+        """Append rows in one round trip; (trial state, stop request or '') after the last."""
+        state, stop = self.store.log(self._get_sweep(), self.number, attempt=self.attempt, records=records)
         return str(state), str(stop or "")
+
+    def latest(self) -> tuple[str, str]:
+        t = self.store.trial(self.sweep_id, self.number)
+        return (str(t.state) if t.attempt == self.attempt else "stale"), str(t.stop or "")
 
     def annotate(self, **fields: Any) -> bool:
         return self.store.annotate(self.sweep_id, self.number, attempt=self.attempt, **fields)
@@ -211,28 +217,26 @@ class ChannelServer:
         if not chunk:
             self._drop(fd)
             return False
-        conn.buffer += chunk
-        while True:
-            end = conn.buffer.find(b"\n")
-            if end < 0:
-                if len(conn.buffer) <= _MAX_LINE:
-                    return True
-                # A line longer than any row: refused, and the connection with it.
-                self._reply(fd, {"error": f"a request longer than {_MAX_LINE} bytes"})
-                self._drop(fd)
-                return False
-            line, conn.buffer = conn.buffer[:end], conn.buffer[end + 1 :]
-            answer = self._answer(line, deaf=conn.deaf)
-            if answer is not None:
-                self._reply(fd, answer)
+        if b"\n" not in chunk:  # a part of a long line: kept, and not searched again
+            conn.buffer += chunk
+        else:
+            *lines, rest = bytes(conn.buffer + chunk).split(b"\n")
+            conn.buffer = bytearray(rest)
+            self._reply(fd, self._answers(lines, deaf=conn.deaf))
+        if len(conn.buffer) <= _MAX_LINE:
+            return True
+        # A line longer than any row: refused, and the connection with it.
+        self._reply(fd, [{"error": f"a request longer than {_MAX_LINE} bytes"}])
+        self._drop(fd)
+        return False
 
-    def _reply(self, fd: int, reply: dict[str, Any]) -> None:
-        """Send one reply. A program that went away (it does not wait for every answer) gets no
-        more replies, but what it sent before is still served."""
+    def _reply(self, fd: int, replies: list[dict[str, Any]]) -> None:
+        """Send replies, in one write. A program that went away (it does not wait for every
+        answer) gets no more replies, but what it sent before is still served."""
         conn = self._conns[fd]
-        if not conn.deaf:
+        if replies and not conn.deaf:
             try:
-                conn.sock.sendall(_frame(reply))
+                conn.sock.sendall(b"".join(_frame(reply) for reply in replies))
             except OSError:
                 conn.deaf = True
 
@@ -246,16 +250,54 @@ class ChannelServer:
             while fd in self._conns and self._readable(fd) and self.serve(fd):
                 pass
 
-    def _answer(self, line: bytes, *, deaf: bool) -> dict[str, Any] | None:
-        """The answer to one request line (None: a request answered by nothing). A question
-        nobody will read (`deaf`) is not asked of Redis, and the stop status is read from Redis
-        at most every `_STATUS_EVERY` seconds: a program flooding its channel must not turn into
-        a flood of Redis reads."""
+    def _answers(self, lines: list[bytes], *, deaf: bool) -> list[dict[str, Any]]:
+        """The answers to request lines, in order (a hello is answered by nothing). The rows of
+        consecutive logs go to Redis in one round trip, and each gets the trial's state after
+        the last: a program that logs faster than one round trip per row is not slowed to it.
+        A question nobody will read (`deaf`) is not asked of Redis, and the stop status is read
+        from Redis at most every `_STATUS_EVERY` seconds: a program flooding its channel must
+        not turn into a flood of Redis reads."""
         import json
+
+        answers: list[dict[str, Any]] = []
+        rows: list[LogRecord] = []
+        for line in lines:
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise TypeError("a request is a JSON object")
+                if request.get("op") == "log":
+                    rows.append(_record(request))
+                    continue
+            except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
+                self._log_rows(rows, answers)
+                answers.append(_error(err))
+                continue
+            self._log_rows(rows, answers)
+            answer = self._answer(request, deaf=deaf)
+            if answer is not None:
+                answers.append(answer)
+        self._log_rows(rows, answers)
+        return answers
+
+    def _log_rows(self, rows: list[LogRecord], answers: list[dict[str, Any]]) -> None:
+        """Send the rows gathered so far (one answer each), and start a new batch."""
+        if not rows:
+            return
+        try:
+            state, stop = self.link.log_records(rows)
+            answer: dict[str, Any] = {"state": state, "stop": stop}
+            self._marked = True
+        except Exception as err:  # noqa: BLE001 - a failed request is answered, never fatal
+            answer = _error(err)
+        answers.extend([answer] * len(rows))
+        rows.clear()
+
+    def _answer(self, request: dict[str, Any], *, deaf: bool) -> dict[str, Any] | None:
+        """The answer to one request other than a log (None: a request answered by nothing)."""
         import time
 
         try:
-            request = json.loads(line)
             op = request.get("op")
             if op == "hello":
                 self.connected = True
@@ -273,11 +315,9 @@ class ChannelServer:
                     raise TypeError("a summary is JSON text")
                 self.summary = fields["summary"]  # written by the finish script
                 return {"ok": True}
-            answer = _serve(self.link, request)
-            self._marked = self._marked or op == "log"
-            return answer
+            return _serve(self.link, request)
         except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
-            return {"error": f"{type(err).__name__}: {err}"}
+            return _error(err)
 
     def _readable(self, fd: int) -> bool:
         import select
@@ -349,7 +389,7 @@ class _Conn:
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
-        self.buffer = b""
+        self.buffer = bytearray()
         self.deaf = False  # the program closed its end: answers go nowhere
 
 
@@ -374,24 +414,34 @@ def _attach_reply(link: DirectLink) -> dict[str, Any]:
 
 
 def _serve(link: DirectLink, req: Mapping[str, Any]) -> dict[str, Any]:
-    """The reply to one request."""
+    """The reply to one request other than a log (`ChannelServer._log_rows` sends those)."""
     from collections.abc import Mapping
 
     op = req.get("op")
     if op == "attach":  # a program without the attach file asks (`SocketLink.attach`)
         return _attach_reply(link)
-    if op == "log":
-        value = req.get("value")
-        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        row = req.get("row")
-        state, stop = link.log(int(req.get("step", 0)), row if isinstance(row, Mapping) else {}, number)
-        return {"state": state, "stop": stop}
     if op == "annotate":
         fields = req.get("fields")
         return {"ok": isinstance(fields, Mapping) and link.annotate(**dict(fields))}
     if op == "status":
         return {"stop": link.must_stop()}
     raise ValueError(f"unknown request {op!r}")
+
+
+def _record(req: Mapping[str, Any]) -> LogRecord:
+    """A log request's row, as the store takes it (what is not a number is no metric value)."""
+    from collections.abc import Mapping
+
+    from sweepq.store import LogRecord
+
+    value = req.get("value")
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    row = req.get("row")
+    return LogRecord(int(req.get("step", 0)), row if isinstance(row, Mapping) else {}, number)
+
+
+def _error(err: Exception) -> dict[str, Any]:
+    return {"error": f"{type(err).__name__}: {err}"}
 
 
 def _frame(reply: Mapping[str, Any]) -> bytes:

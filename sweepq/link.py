@@ -70,6 +70,10 @@ class TrialLink(ABC):
         link that does not wait for its rows (`SocketLink`), as of the row before."""
 
     @abstractmethod
+    def latest(self) -> "tuple[str, str]":
+        """(trial state, stop request or '') as of the last row sent, waiting for its answer."""
+
+    @abstractmethod
     def annotate(self, **fields: "Any") -> bool: ...
 
     @abstractmethod
@@ -134,11 +138,14 @@ class SocketLink(TrialLink):
     """The program's end: the standard library only.
 
     A row is sent without waiting for its answer (the runner writes it to Redis while the
-    program goes on training, as wandb's own `log` does not wait either): `log` returns the
-    answer to the row before, so a stop request reaches the program one `log()` later than if
-    it waited (the runner's SIGTERM does not wait for it at all). Every other request waits,
-    after the answers still owed. The last word (`finish`) waits for nothing: the runner reads
-    what a program sent before it exited."""
+    program goes on training, as wandb's own `log` does not wait either): `log` reads the
+    answers that have already come, without waiting, and returns the latest, so a stop request
+    reaches the program at the first `log()` after the runner answered (the runner's SIGTERM
+    does not wait for it at all). A program that logs faster than its runner answers keeps at
+    most `_MAX_OWED` answers unread (then it waits for half of them): they fit in the socket's
+    buffer many times over, so the runner never blocks sending them while the program blocks
+    sending rows. Every other request waits, after the answers still owed. The last word
+    (`finish`) waits for nothing: the runner reads what a program sent before it exited."""
 
     def __init__(self, path: "str | None" = None, *, fd: "int | None" = None) -> None:
         """Over the connected socket `fd` (inherited), else a new connection to `path`."""
@@ -178,20 +185,43 @@ class SocketLink(TrialLink):
     def _catch_up(self, keep: int) -> None:
         """Read the answers owed until at most `keep` are left."""
         while len(self._owed) > keep:
-            op = self._owed.pop(0)
-            reply = self._answer()
-            if op == "log":
-                self._state = (str(reply["state"]), str(reply.get("stop") or ""))
+            self._apply(self._owed.pop(0), self._answer())
+
+    def _collect(self) -> None:
+        """Take the answers that have already come, without waiting for any."""
+        os.set_blocking(self._fd, False)
+        try:
+            while True:
+                chunk = os.read(self._fd, 65536)
+                self._buffer += chunk
+                if len(chunk) < 65536:
+                    break  # read to the end of what has come (or the runner closed the socket)
+        except BlockingIOError:
+            pass
+        finally:
+            os.set_blocking(self._fd, True)
+        buf, pos, failed = self._buffer, 0, None
+        while self._owed and len(buf) - pos >= 4:
+            end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
+            if end > len(buf):
+                break
+            op, frame, pos = self._owed.pop(0), buf[pos + 4 : end], end
+            try:
+                self._apply(op, _reply(frame))
+            except ValueError as err:
+                failed = failed or err
+        self._buffer = buf[pos:]
+        if failed is not None:
+            raise failed
+
+    def _apply(self, op: str, reply: "dict[str, Any]") -> None:
+        if op == "log":
+            self._state = (str(reply["state"]), str(reply.get("stop") or ""))
 
     def _answer(self) -> "dict[str, Any]":
         head = self._read(4)
         frame = self._read(int.from_bytes(head, "big")) if len(head) == 4 else b""
-        if not frame:
-            raise ConnectionError("the sweepq runner closed the trial channel")
-        reply: dict[str, Any] = marshal.loads(frame)
-        if "error" in reply:
-            raise ValueError(f"sweepq runner: {reply['error']}")
-        return reply
+        return _reply(frame)
 
     def _read(self, n: int) -> bytes:
         """Exactly `n` bytes of the reply stream (fewer when the runner closed the socket)."""
@@ -229,7 +259,14 @@ class SocketLink(TrialLink):
         with self._lock:
             self._send({"op": "log", "step": step, "row": row, "value": value})
             self._owed.append("log")
-            self._catch_up(1)  # the row before's answer, which came while the program worked
+            self._collect()  # the answers that came while the program worked
+            if len(self._owed) > _MAX_OWED:
+                self._catch_up(_MAX_OWED // 2)
+            return self._state
+
+    def latest(self) -> "tuple[str, str]":
+        with self._lock:
+            self._catch_up(0)
             return self._state
 
     def annotate(self, **fields: "Any") -> bool:
@@ -240,6 +277,18 @@ class SocketLink(TrialLink):
 
     def finish(self, summary: str) -> None:
         self._notify({"op": "annotate", "fields": {"summary": summary}})
+
+
+_MAX_OWED = 512  # unread answers (~35 bytes each) a program may leave before it waits
+
+
+def _reply(frame: bytes) -> "dict[str, Any]":
+    if not frame:
+        raise ConnectionError("the sweepq runner closed the trial channel")
+    reply: dict[str, Any] = marshal.loads(frame)
+    if "error" in reply:
+        raise ValueError(f"sweepq runner: {reply['error']}")
+    return reply
 
 
 # JSON string escapes: the quote, the backslash and every control character.

@@ -420,10 +420,13 @@ class Run:
         assert self._link is not None
         value = _number(_lookup(row, self._metric)) if self._metric else None
         state, stop = self._link.log(step, row, value)
-        if stop or state != "running":
+        if self._stop and not stop and state == "running":
+            # `should_stop` learned it first: the row's own answer says why (worth the wait now).
+            state, stop = self._link.latest()
+        if stop or state != "running" or self._stop:
             self._stop = True
             why = {"prune": "pruned", "kill": "killed", "cancel": "cancelled"}.get(stop, state)
-            raise Stopped(f"trial {self.id} was stopped ({why})")
+            raise Stopped(f"trial {self.id} was stopped ({why if why != 'running' else 'asked to stop'})")
 
 
 def _lookup(row: "Mapping[str, Any]", name: str) -> "Any":

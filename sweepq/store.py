@@ -35,6 +35,7 @@ __all__ = ["Created", "Keys", "LogRecord", "RunClaim", "Store", "Transition"]
 
 # Transition scripts share `_prelude.lua` and its seven KEYS.
 _TRANSITIONS = frozenset({"claim", "create_trial", "expire", "finish", "heartbeat", "request_stop", "rerun"})
+_LOG_BATCH = 500  # records per call of log.lua: one call holds the server for about a millisecond
 Arg = str | int | float
 
 
@@ -552,26 +553,20 @@ class Store:
         source: str = "sdk",
         output: Sequence[str] = (),
     ) -> tuple[TrialState | str, StopKind | None]:
-        """Append log() records (and output lines) of an attempt in one round trip; returns the
-        trial's state and any stop request after the last one."""
+        """Append log() records (and output lines) of an attempt in one round trip (one script
+        call per `_LOG_BATCH` records); returns the trial's state and any stop request after
+        the last one."""
         k = Keys(sweep.id)
         goal = sweep.metric.goal if sweep.metric else "minimize"
         calls: list[tuple[str, list[str], list[Arg]]] = []
         if output:
             calls.append(("output", [k.trial(number), k.log(number)], [attempt, sweep.settings.log_cap, *output]))
-        for rec in records:
-            v = "" if rec.value is None or not math.isfinite(rec.value) else repr(float(rec.value))
-            args: list[Arg] = [
-                attempt,
-                rec.step,
-                json.dumps(rec.data, default=str, allow_nan=True),
-                v,
-                goal,
-                sweep.settings.metric_cap,
-                sweep.settings.stream_cap,
-                number,
-                source,
-            ]
+        head: list[Arg] = [attempt, goal, sweep.settings.metric_cap, sweep.settings.stream_cap, number, source]
+        for start in range(0, len(records), _LOG_BATCH):
+            args = list(head)
+            for rec in records[start : start + _LOG_BATCH]:
+                v = "" if rec.value is None or not math.isfinite(rec.value) else repr(float(rec.value))
+                args += [rec.step, json.dumps(rec.data, default=str, allow_nan=True), v]
             calls.append(("log", [k.trial(number), k.history(number), k.metrics], args))
         replies = self._pipelined(calls)
         if not records:

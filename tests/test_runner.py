@@ -47,6 +47,33 @@ def test_printed_metrics_and_output_reach_the_trial(r: redis.Redis, redis_url: s
     assert out[0] == "step=0 loss=1.0" and out[-1] == "['--x=0.25']"
 
 
+def test_metric_lines_that_arrive_together_go_to_redis_together_in_order(
+    r: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program printing metrics in a tight loop: the lines one read of its output brings are
+    sent in one round trip, not one per line, and every row is kept, in order."""
+    calls: list[int] = []
+    real_log = Store.log
+
+    def counted(self: Store, *args: object, **kw: object) -> object:
+        calls.append(len(kw.get("records", ())))  # type: ignore[arg-type]
+        return real_log(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "log", counted)
+    store = Store(r)
+    # one write of 300 lines (the runner reads them in one or a few chunks), then one more
+    source = (
+        "import sys\nsys.stdout.write(''.join(f'step={i} loss={300 - i}\\n' for i in range(300)))\n"
+        "sys.stdout.flush()\nprint('loss=0.5')\n"
+    )
+    sid = _trial(store, tmp_path, source)
+    assert _execute(store, sid, redis_url) == "finished"
+    trial = store.trial(sid, 0)
+    assert trial.history_len == 301 and trial.best == 0.5
+    assert store.histories(sid, [0])[0] == [float(300 - i) for i in range(300)] + [0.5]
+    assert sum(calls) == 301 and len(calls) <= 10, calls
+
+
 def test_a_stop_request_ends_the_program_and_the_trial_is_killed(
     r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:

@@ -6,7 +6,8 @@ not loaded already: no `from __future__` (annotations are strings), no `typing`,
 `json` or `re` (together ~15 ms of a trial's start). The runner hands the program a connected
 socket (`FD_ENV`), so the SDK reads and writes a descriptor with `os` and never loads `_socket`
 (~0.5 ms); a program started by the program (a launcher's child, whose descriptors Python's
-`subprocess` closes) connects to the socket file `ENV` names instead.
+`subprocess` closes) connects to the socket file `ENV` names instead, and so does a process
+forked after `init()` (its own connection: one shared would mix the two processes' answers).
 
 The protocol (see `sweepq.channel` for the runner's side): a request is one JSON object per
 line, written by `to_json`; a reply is a `marshal`led dict after its length (4 bytes,
@@ -21,12 +22,14 @@ program, from its own runner; the runner reads the program's requests with `json
 """
 
 import _thread
+import _weakref
 import marshal
 import os
 from abc import ABC, abstractmethod
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import _socket
     from collections.abc import Mapping
     from typing import Any
 
@@ -149,21 +152,40 @@ class SocketLink(TrialLink):
 
     def __init__(self, path: "str | None" = None, *, fd: "int | None" = None) -> None:
         """Over the connected socket `fd` (inherited), else a new connection to `path`."""
-        self._sock = None
-        if fd is None:
-            if not path:
-                raise ValueError("SocketLink needs a socket file or an inherited descriptor")
-            import _socket
-
-            self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            self._sock.connect(path)
-            fd = self._sock.fileno()
-        self._fd: int = fd
+        if fd is None and not path:
+            raise ValueError("SocketLink needs a socket file or an inherited descriptor")
+        self._path = path
+        self._sock: _socket.socket | None = None
+        self._fd: int = self._connect() if fd is None else fd
         self._lock = _thread.allocate_lock()
         self._buffer = b""
         self._owed: list[str] = []  # ops whose answers are not read yet, oldest first
         self._state = ("running", "")  # the last answer to a row
         self._send({"op": "hello"})  # answered by nothing: init() waits for no round trip
+        me = _weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forked(me))
+
+    def _connect(self) -> int:
+        import _socket
+
+        if not self._path:
+            raise ConnectionError(f"a forked process of this trial has no socket file ({ENV}) to reach its runner")
+        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self._sock.connect(self._path)
+        return int(self._sock.fileno())
+
+    def _after_fork(self) -> None:
+        """In a forked process (rollout workers, a data loader's): the parent's connection stays
+        the parent's. Shared, each process would read answers meant for the other (and wait for
+        ever for its own); the child's first request opens its own connection instead, to the
+        socket file. Its lock is new: another thread may have held the parent's at the fork."""
+        self._lock = _thread.allocate_lock()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        elif self._fd >= 0:
+            os.close(self._fd)
+        self._fd, self._buffer, self._owed = -1, b"", []
 
     def _ask(self, request: "Mapping[str, Any]") -> "dict[str, Any]":
         with self._lock:
@@ -178,6 +200,9 @@ class SocketLink(TrialLink):
             self._owed.append(str(request["op"]))
 
     def _send(self, request: "Mapping[str, Any]") -> None:
+        if self._fd < 0:  # forked: this process's own connection, first
+            self._fd = self._connect()
+            self._send({"op": "hello"})
         data = memoryview(to_json(request).encode("utf-8", "surrogatepass") + b"\n")
         while data:
             data = data[os.write(self._fd, data) :]
@@ -280,6 +305,13 @@ class SocketLink(TrialLink):
 
 
 _MAX_OWED = 512  # unread answers (~35 bytes each) a program may leave before it waits
+
+
+def _forked(link: "Any") -> None:
+    """The at-fork hook of a link, by weak reference (a closed link is not kept for it)."""
+    alive = link()
+    if alive is not None:
+        alive._after_fork()
 
 
 def _reply(frame: bytes) -> "dict[str, Any]":

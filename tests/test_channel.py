@@ -362,3 +362,41 @@ def test_a_program_that_logs_faster_than_its_runner_answers_loses_no_row_and_kee
     assert store.histories(sid, [0])[0] == [float(3000 - i) for i in range(3000)]
     owed = int(next(line for line in store.output(sid, 0) if line.startswith("link owed")).split()[-1])
     assert 0 <= owed <= 512
+
+
+def test_processes_forked_after_init_log_on_their_own_connection_and_none_waits_for_ever(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Rollout workers forked by a program that already called `init()` (multiprocessing's fork,
+    as RL code does) log through the same run: each forked process gets its own connection to
+    the runner, so no process reads another's answers, and every row is recorded once."""
+    store = Store(r)
+    program = (
+        "import os, sweepq\n"
+        "run = sweepq.init()\n"
+        "sweepq.log({'loss': 1000.0})\n"
+        "children = []\n"
+        "for c in range(3):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        for i in range(700):\n"
+        "            sweepq.log({'loss': 100.0 * (c + 1) + i / 1000})\n"
+        "        stop = run.should_stop\n"
+        "        os._exit(0 if stop is False else 3)\n"
+        "    children.append(pid)\n"
+        "for i in range(700):\n"
+        "    sweepq.log({'loss': 50.0 + i / 1000})\n"
+        "codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]\n"
+        "assert codes == [0, 0, 0], codes\n"
+        "sweepq.log({'loss': 0.5})\n"
+    )
+    sid = _sweep(store, tmp_path, program)
+    started = time.monotonic()
+    assert execute(store, sid, 0, attempt=1, url=redis_url, worker="w") == "finished", store.output(sid, 0)
+    assert time.monotonic() - started < 60
+    trial = store.trial(sid, 0)
+    assert trial.history_len == 1 + 4 * 700 + 1 and trial.best == 0.5
+    values = store.histories(sid, [0])[0]
+    for c in range(3):  # each child's rows, once each and in its own order
+        mine = [v for v in values if 100.0 * (c + 1) <= v < 100.0 * (c + 1) + 1]
+        assert mine == [100.0 * (c + 1) + i / 1000 for i in range(700)]

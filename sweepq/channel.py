@@ -235,8 +235,9 @@ class ChannelServer:
         answer) gets no more replies, but what it sent before is still served."""
         conn = self._conns[fd]
         if replies and not conn.deaf:
+            frames: dict[int, bytes] = {}  # a batch of rows shares one answer: framed once
             try:
-                conn.sock.sendall(b"".join(_frame(reply) for reply in replies))
+                conn.sock.sendall(b"".join(frames.get(id(r)) or frames.setdefault(id(r), _frame(r)) for r in replies))
             except OSError:
                 conn.deaf = True
 
@@ -259,15 +260,17 @@ class ChannelServer:
         not turn into a flood of Redis reads."""
         import json
 
+        from sweepq.store import LogRecord
+
         answers: list[dict[str, Any]] = []
         rows: list[LogRecord] = []
         for line in lines:
             try:
-                request = json.loads(line)
+                request = json.loads(line.decode("utf-8", "surrogatepass"))  # as the SDK encoded it
                 if not isinstance(request, dict):
                     raise TypeError("a request is a JSON object")
                 if request.get("op") == "log":
-                    rows.append(_record(request))
+                    rows.append(_record(request, LogRecord))
                     continue
             except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
                 self._log_rows(rows, answers)
@@ -428,16 +431,13 @@ def _serve(link: DirectLink, req: Mapping[str, Any]) -> dict[str, Any]:
     raise ValueError(f"unknown request {op!r}")
 
 
-def _record(req: Mapping[str, Any]) -> LogRecord:
-    """A log request's row, as the store takes it (what is not a number is no metric value)."""
-    from collections.abc import Mapping
-
-    from sweepq.store import LogRecord
-
+def _record(req: dict[str, Any], record: type[LogRecord]) -> LogRecord:
+    """A log request's row, as the store takes it (what is not a number is no metric value).
+    `req` is parsed JSON, so its row is a dict or no row."""
     value = req.get("value")
     number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     row = req.get("row")
-    return LogRecord(int(req.get("step", 0)), row if isinstance(row, Mapping) else {}, number)
+    return record(int(req.get("step", 0)), row if isinstance(row, dict) else {}, number)
 
 
 def _error(err: Exception) -> dict[str, Any]:

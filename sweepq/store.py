@@ -36,6 +36,7 @@ __all__ = ["Created", "Keys", "LogRecord", "RunClaim", "Store", "Transition"]
 # Transition scripts share `_prelude.lua` and its seven KEYS.
 _TRANSITIONS = frozenset({"claim", "create_trial", "expire", "finish", "heartbeat", "request_stop", "rerun"})
 _LOG_BATCH = 500  # records per call of log.lua: one call holds the server for about a millisecond
+_row_json = json.JSONEncoder(default=str).encode  # json.dumps(row, default=str), its encoder made once
 Arg = str | int | float
 
 
@@ -566,7 +567,7 @@ class Store:
             args = list(head)
             for rec in records[start : start + _LOG_BATCH]:
                 v = "" if rec.value is None or not math.isfinite(rec.value) else repr(float(rec.value))
-                args += [rec.step, json.dumps(rec.data, default=str, allow_nan=True), v]
+                args += [rec.step, _row_json(rec.data), v]
             calls.append(("log", [k.trial(number), k.history(number), k.metrics], args))
         replies = self._pipelined(calls)
         if not records:

@@ -259,6 +259,10 @@ def _gp_option(option: str) -> None:
     elif option == "wide":
         gp_module._N_RANDOM, gp_module._N_LOCAL = 3000, 150
         gp_module._REFINE = (0.1, 0.03, 0.01, 0.003, 0.001)
+    elif option == "plugin":  # EI's bar at the best posterior mean of the finished trials
+        gp_module.INCUMBENT = "mean"
+    elif option.startswith("noise"):  # the noise variance's upper bound: +noise1
+        gp_module.NOISE_BOUNDS = (1e-6, float(option.removeprefix("noise")))
     elif option.startswith("r"):
         sampler_module._GP_RESTARTS = int(option[1:])
     elif option == "bsched":

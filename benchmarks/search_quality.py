@@ -259,6 +259,8 @@ def _gp_option(option: str) -> None:
     elif option == "wide":
         gp_module._N_RANDOM, gp_module._N_LOCAL = 3000, 150
         gp_module._REFINE = (0.1, 0.03, 0.01, 0.003, 0.001)
+    elif option == "nu15":  # Matern 3/2 on all-discrete spaces
+        gp_module.NU_FINITE = 1.5
     elif option == "plugin":  # EI's bar at the best posterior mean of the finished trials
         gp_module.INCUMBENT = "mean"
     elif option.startswith("noise"):  # the noise variance's upper bound: +noise1

@@ -124,6 +124,7 @@ class ChannelServer:
         os.chmod(path, 0o600)
         self._listener.listen(16)
         self._listener.setblocking(False)
+        self._listening = True  # False once accept ran out of descriptors (`_stop_listening`)
         self._conns: dict[int, _Conn] = {}
         self._thread: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
@@ -169,7 +170,8 @@ class ChannelServer:
         one ready goes to `on_ready`."""
         import selectors
 
-        sel.register(self.fileno(), selectors.EVENT_READ, _LISTENER)
+        if self._listening:
+            sel.register(self.fileno(), selectors.EVENT_READ, _LISTENER)
         for fd in self._conns:
             sel.register(fd, selectors.EVENT_READ, _CONNECTION)
 
@@ -185,15 +187,22 @@ class ChannelServer:
             fd = self.accept()
             if fd is not None:
                 sel.register(fd, selectors.EVENT_READ, _CONNECTION)
+            elif not self._listening:
+                sel.unregister(key.fd)
         elif not self.serve(int(key.fd)):
             sel.unregister(key.fd)
 
     def accept(self) -> int | None:
         """Take one waiting connection (None if there is none); returns its descriptor, for the
         caller's select loop (`serve`)."""
+        if not self._listening:
+            return None
         try:
             sock, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as err:  # out of descriptors (EMFILE, ENFILE): no more connections
+            self._stop_listening(err)
             return None
         # Replies are small, but a program that never reads them must not hold the runner's
         # loop for ever: a send that cannot proceed for this long drops the connection.
@@ -201,6 +210,19 @@ class ChannelServer:
         self._conns[sock.fileno()] = _Conn(sock)
         self.connected = True
         return int(sock.fileno())
+
+    def _stop_listening(self, why: OSError) -> None:
+        """The socket file goes (a process connecting later is refused at once, rather than
+        queued where nobody will answer it); the connections already made are still served."""
+        import sys
+
+        print(f"sweepq: the trial's channel takes no more connections: {why}", file=sys.stderr)
+        self._listening = False
+        self._listener.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
     def serve(self, fd: int) -> bool:
         """Answer the complete requests waiting on connection `fd`; False once it is closed

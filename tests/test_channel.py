@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import marshal
 import math
+import os
 import socket
 import sys
 import time
@@ -400,3 +401,53 @@ def test_processes_forked_after_init_log_on_their_own_connection_and_none_waits_
     for c in range(3):  # each child's rows, once each and in its own order
         mine = [v for v in values if 100.0 * (c + 1) <= v < 100.0 * (c + 1) + 1]
         assert mine == [100.0 * (c + 1) + i / 1000 for i in range(700)]
+
+
+def test_a_runner_out_of_descriptors_stops_taking_connections_and_serves_the_ones_it_has(
+    r: redis.Redis, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A program that opens connections until its runner has no descriptor left (EMFILE) does
+    not end the runner with a traceback: the socket file goes, so a later process is refused
+    at once instead of waiting in a queue nobody reads, and the connections made still work."""
+    import resource
+
+    store = Store(r)
+    sid = _sweep(store, tmp_path, "")
+    trial = store.claim(sid, 0, attempt=1, worker="w", host="h").trial
+    assert trial is not None
+    path = str(tmp_path / "c.sock")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held: list[socket.socket] = []
+    with ChannelServer(store, store.sweep(sid), trial, path) as server:
+        first = SocketLink(path)
+        assert first.log(0, {"loss": 0.5}, 0.5) == ("running", "")
+        assert first.must_stop() is False  # served: the server has taken this connection
+        try:
+            # Few descriptors left to this process (the server's thread is in it too).
+            resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 6, hard))
+            deadline = time.monotonic() + 10
+            while os.path.exists(path):
+                assert time.monotonic() < deadline, "the server kept listening with no descriptor left"
+                try:
+                    s = socket.socket(socket.AF_UNIX)
+                except OSError:  # our side is out of descriptors too: free one for the server's
+                    held.pop().close()
+                    continue
+                s.settimeout(0.5)  # a listener nobody accepts on would hold a connect for ever
+                try:
+                    s.connect(path)
+                except OSError:
+                    s.close()
+                    continue
+                held.append(s)
+        finally:
+            for s in held:
+                s.close()
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert first.log(1, {"loss": 0.25}, 0.25)[0] == "running"
+        assert first.must_stop() is False  # the connection made before still works
+        with pytest.raises(OSError):
+            SocketLink(path)  # refused at once: there is no socket file to wait on
+        assert server._thread is not None and server._thread.is_alive()
+    assert "takes no more connections" in capfd.readouterr().err
+    assert store.trial(sid, 0).history_len == 2

@@ -17,6 +17,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from sweepq.link import ATTACH_ENV, ENV, FD_ENV, Attached, SocketLink, TrialLink, link_from_env, set_in_process, to_json
+from sweepq.store import LogRecord  # the runner's end: the store is loaded wherever this is
 
 if TYPE_CHECKING:
     import selectors
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from sweepq.model import Sweep, Trial
-    from sweepq.store import LogRecord, Store
+    from sweepq.store import Store
 
 __all__ = [
     "ATTACH_ENV",
@@ -218,6 +219,9 @@ class ChannelServer:
 
         print(f"sweepq: the trial's channel takes no more connections: {why}", file=sys.stderr)
         self._listening = False
+        self._close_listener()
+
+    def _close_listener(self) -> None:
         self._listener.close()
         try:
             os.unlink(self.path)
@@ -257,9 +261,12 @@ class ChannelServer:
         answer) gets no more replies, but what it sent before is still served."""
         conn = self._conns[fd]
         if replies and not conn.deaf:
-            frames: dict[int, bytes] = {}  # a batch of rows shares one answer: framed once
+            framed: dict[int, bytes] = {}  # the rows of a batch share one answer: framed once
+            for reply in replies:
+                if id(reply) not in framed:
+                    framed[id(reply)] = _frame(reply)
             try:
-                conn.sock.sendall(b"".join(frames.get(id(r)) or frames.setdefault(id(r), _frame(r)) for r in replies))
+                conn.sock.sendall(b"".join(framed[id(reply)] for reply in replies))
             except OSError:
                 conn.deaf = True
 
@@ -282,8 +289,6 @@ class ChannelServer:
         not turn into a flood of Redis reads."""
         import json
 
-        from sweepq.store import LogRecord
-
         answers: list[dict[str, Any]] = []
         rows: list[LogRecord] = []
         for line in lines:
@@ -292,7 +297,7 @@ class ChannelServer:
                 if not isinstance(request, dict):
                     raise TypeError("a request is a JSON object")
                 if request.get("op") == "log":
-                    rows.append(_record(request, LogRecord))
+                    rows.append(_record(request))
                     continue
             except Exception as err:  # noqa: BLE001 - a bad request is answered, never fatal
                 self._log_rows(rows, answers)
@@ -400,11 +405,7 @@ class ChannelServer:
                 self.link.annotate(sdk=1)
             except Exception:  # noqa: BLE001, S110 - best effort, as the mark always was
                 pass
-        self._listener.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        self._close_listener()
 
 
 class _Conn:
@@ -453,13 +454,13 @@ def _serve(link: DirectLink, req: Mapping[str, Any]) -> dict[str, Any]:
     raise ValueError(f"unknown request {op!r}")
 
 
-def _record(req: dict[str, Any], record: type[LogRecord]) -> LogRecord:
+def _record(req: dict[str, Any]) -> LogRecord:
     """A log request's row, as the store takes it (what is not a number is no metric value).
     `req` is parsed JSON, so its row is a dict or no row."""
     value = req.get("value")
     number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     row = req.get("row")
-    return record(int(req.get("step", 0)), row if isinstance(row, dict) else {}, number)
+    return LogRecord(int(req.get("step", 0)), row if isinstance(row, dict) else {}, number)
 
 
 def _error(err: Exception) -> dict[str, Any]:

@@ -221,8 +221,8 @@ def _sentinel_client(spec: SentinelURL, *, retry: Retry) -> redis.Redis:
     sentinel_kwargs = dict(timeouts)
     if spec.sentinel_password:
         sentinel_kwargs["password"] = spec.sentinel_password
-    sentinel = Sentinel(list(spec.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(list(spec.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call,unused-ignore]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
         spec.service,
         db=spec.db,
         username=spec.username,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import io
 import os
 import pickle
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import redis
+from redis.client import PubSubWorkerThread
 from rq import Worker as _RQWorker
 from rq.job import Job
 from rq.queue import Queue
@@ -191,10 +193,12 @@ class Worker(_RQWorker):
         """RQ's, with its pubsub thread told to stop *before* the UNSUBSCRIBE goes out: the
         reply is what wakes the thread from its 60 s read, and when it came first the thread
         read it, looped and blocked again, so every other warm shutdown took RQ's 1 s join
-        timeout (a local sweep's `plan` ended a second late)."""
+        timeout (a local sweep's `plan` ended a second late). From redis-py 8.2 `stop()` also
+        joins the thread, with no bound by default: before the UNSUBSCRIBE that join waits out the
+        whole read, so the flag is cleared with a zero-second join there."""
         if self.pubsub_thread:
             self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
-            self.pubsub_thread.stop()
+            _stop_without_join(self.pubsub_thread)
             with self.riding_out("unsubscribe"):
                 self.pubsub.unsubscribe()
             self.pubsub_thread.join(timeout=1)
@@ -254,6 +258,15 @@ class Worker(_RQWorker):
                 self.fail_streak,
             )
             self.request_stop(None, None)  # type: ignore[no-untyped-call]
+
+
+def _stop_without_join(thread: PubSubWorkerThread) -> None:
+    """Clear a pubsub thread's running flag and return at once, on every supported redis-py:
+    before 8.2 `stop()` only cleared it; from 8.2 it takes a join timeout (None: unbounded)."""
+    if "timeout" in inspect.signature(thread.stop).parameters:
+        thread.stop(timeout=0)
+    else:
+        thread.stop()
 
 
 def _queue_names(queues: Any) -> list[str]:

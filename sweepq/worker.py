@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -263,10 +263,11 @@ class Worker(_RQWorker):
 def _stop_without_join(thread: PubSubWorkerThread) -> None:
     """Clear a pubsub thread's running flag and return at once, on every supported redis-py:
     before 8.2 `stop()` only cleared it; from 8.2 it takes a join timeout (None: unbounded)."""
-    if "timeout" in inspect.signature(thread.stop).parameters:
-        thread.stop(timeout=0)
+    stop: Callable[..., None] = thread.stop  # typed by whichever redis-py is installed
+    if "timeout" in inspect.signature(stop).parameters:
+        stop(timeout=0)
     else:
-        thread.stop()
+        stop()
 
 
 def _queue_names(queues: Any) -> list[str]:
